@@ -1,0 +1,52 @@
+# flask-vps: every command a user or CI runs. Each target sets up what it needs.
+SHELL := /bin/bash
+VENV := .venv
+APP_VENV := .venv-app
+BIN := $(VENV)/bin
+JOBS ?= 3
+SCENARIO ?= base
+DISTRO ?= debian13
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_FORCE_COLOR := false
+
+.PHONY: help setup venv app-venv docker images lint app-test molecule molecule-all test \
+	demo demo-deploy demo-rollback demo-destroy bench audit clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+venv: ## Create .venv with the pinned control-node packages (no-op when unchanged)
+	@scripts/setup-venv.sh $(VENV) requirements-dev.txt
+
+app-venv:
+	@scripts/setup-venv.sh $(APP_VENV) app/requirements.txt app/requirements-test.txt
+
+docker: ## Make sure a Docker engine answers (installs and starts docker.io as root on Debian)
+	@scripts/ensure-docker.sh
+
+images: docker ## Build the Debian 13 and 12 test images (once per change of their inputs)
+	@scripts/build-image.sh debian13 >/dev/null
+	@scripts/build-image.sh debian12 >/dev/null
+
+setup: venv docker images ## Everything the tests and the sandbox need
+
+lint: venv ## yamllint, ansible-lint (production profile), syntax checks, collections
+	$(BIN)/pytest tests/test_lint.py
+
+app-test: app-venv ## The Flask app's own test suite with coverage
+	cd app && ../$(APP_VENV)/bin/python -m pytest -q --cov=webapp --cov-report=term-missing --cov-fail-under=90
+
+molecule: setup ## One scenario on one Debian: make molecule SCENARIO=nginx DISTRO=debian12
+	$(BIN)/pytest tests/test_molecule.py -k "$(SCENARIO)-$(DISTRO)" --durations=0
+
+molecule-all: setup ## Every Molecule scenario on Debian 13 and 12, in parallel
+	$(BIN)/pytest -n $(JOBS) --dist load tests/test_molecule.py --durations=0
+
+test: ## The whole suite: lint, app tests, every scenario on both Debians
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory app-test
+	@$(MAKE) --no-print-directory setup
+	$(BIN)/pytest -n $(JOBS) --dist load --durations=0 --ignore=tests/test_lint.py
+
+clean: ## Remove the virtualenvs and caches (images stay; docker rmi them by hand)
+	rm -rf $(VENV) $(APP_VENV) .cache

@@ -1,0 +1,33 @@
+"""Shared fixtures for the project's own test suite (run by `make test`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+DISTROS = [d for d in os.environ.get("FLASK_VPS_DISTROS", "debian13,debian12").split(",") if d]
+
+
+def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
+    """Run a command from the project root, capturing its output as text."""
+    kwargs.setdefault("cwd", ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def apt_proxy() -> str:
+    """An apt proxy (such as apt-cacher-ng) the test containers should use, if any."""
+    return os.environ.get("FLASK_VPS_APT_PROXY", "")
+
+
+def image_for(distro: str) -> str:
+    """Build (or reuse) the Debian test image for distro and return its tag."""
+    result = run(["scripts/build-image.sh", distro])
+    if result.returncode != 0:
+        pytest.fail(f"building the {distro} image failed:\n{result.stderr[-4000:]}")
+    return result.stdout.strip().splitlines()[-1]

@@ -1,0 +1,49 @@
+"""Every Molecule scenario on every supported Debian, one pytest case each.
+
+`molecule test` runs the scenario's whole sequence (create, prepare, converge,
+idempotence, verify, destroy). A failing case prints the tail of Molecule's output;
+the whole log is kept in .cache/molecule-logs/.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from conftest import DISTROS, ROOT, VENV_BIN, image_for, run
+
+# Slowest first, so parallel workers finish close together.
+FIRST = ["site", "sandbox", "gunicorn_systemd", "gunicorn_supervisor", "tls_acme"]
+SCENARIOS = sorted(
+    (p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")),
+    key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name),
+)
+LOG_DIR = ROOT / ".cache" / "molecule-logs"
+TIMEOUT = int(os.environ.get("FLASK_VPS_SCENARIO_TIMEOUT", "1800"))
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario(scenario: str, distro: str, apt_proxy: str, tmp_path) -> None:
+    env = dict(os.environ)
+    env.update(
+        MOLECULE_DISTRO=distro,
+        FLASK_VPS_IMAGE=image_for(distro),
+        FLASK_VPS_APT_PROXY=apt_proxy,
+        MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "molecule"),
+        PATH=f"{VENV_BIN}:{env['PATH']}",
+        ANSIBLE_FORCE_COLOR="false",
+        PY_COLORS="0",
+    )
+    started = time.monotonic()
+    result = run([str(VENV_BIN / "molecule"), "test", "-s", scenario], env=env, timeout=TIMEOUT)
+    output = result.stdout + result.stderr
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    (LOG_DIR / f"{scenario}-{distro}.log").write_text(output)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, (
+        f"molecule scenario {scenario} on {distro} failed after {elapsed:.0f} s; "
+        f"last lines of its output:\n{output[-12000:]}"
+    )
