@@ -62,12 +62,15 @@ deb $mirror $suite main
 deb $mirror $suite-updates main
 deb $security $suite-security main
 SOURCES
-# A fresh VPS has its own host keys: make them at first boot, not in the image.
+# A fresh VPS has its own host keys: make them at first boot, not in the image,
+# before Debian's own `sshd -t` check (which fails without keys).
 rm -f "$rootfs"/etc/ssh/ssh_host_*
 mkdir -p "$rootfs/etc/systemd/system/ssh.service.d"
 cat >"$rootfs/etc/systemd/system/ssh.service.d/host-keys.conf" <<'UNIT'
 [Service]
+ExecStartPre=
 ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
 UNIT
 # systemd makes a machine id at first boot; an empty file says "not yet".
 : >"$rootfs/etc/machine-id"
