@@ -50,3 +50,19 @@ test: ## The whole suite: lint, app tests, every scenario on both Debians
 
 clean: ## Remove the virtualenvs and caches (images stay; docker rmi them by hand)
 	rm -rf $(VENV) $(APP_VENV) .cache
+
+demo: venv docker ## The sandbox: a local container set up like a VPS by site.yml over SSH; prints its URL
+	@scripts/sandbox.sh up
+	$(BIN)/ansible-playbook -i inventories/sandbox playbooks/site.yml
+	@scripts/sandbox.sh info
+
+demo-deploy: venv ## Ship a new release to the sandbox (health-gated, zero downtime)
+	@scripts/sandbox.sh status >/dev/null || { echo "No sandbox: run make demo first." >&2; exit 1; }
+	$(BIN)/ansible-playbook -i inventories/sandbox playbooks/deploy.yml -e flask_app_force_release=true
+
+demo-rollback: venv ## Put the sandbox back on the previous release (or RELEASE=<id>)
+	@scripts/sandbox.sh status >/dev/null || { echo "No sandbox: run make demo first." >&2; exit 1; }
+	$(BIN)/ansible-playbook -i inventories/sandbox playbooks/rollback.yml $(if $(RELEASE),-e release=$(RELEASE))
+
+demo-destroy: ## Remove the sandbox container (its key stays in .cache/sandbox/)
+	@scripts/sandbox.sh down

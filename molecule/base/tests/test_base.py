@@ -31,3 +31,55 @@ def test_locales_are_generated_and_set(host):
 def test_package_index_is_fresh(host):
     # The role updated apt's lists; a fresh debootstrap image ships none.
     assert host.run("ls /var/lib/apt/lists/ | grep -q _Packages").rc == 0
+
+
+def test_journal_is_persistent_and_capped(host):
+    config = host.check_output("systemd-analyze cat-config systemd/journald.conf")
+    assert "Storage=persistent" in config
+    assert "SystemMaxUse=150M" in config
+    # journald moved its files to disk: the journal of this boot lives under /var.
+    machine_id = host.file("/etc/machine-id").content_string.strip()
+    assert host.file(f"/var/log/journal/{machine_id}").is_directory
+    host.run("logger -t fv-test persistent-journal-probe")
+    host.run("journalctl --sync")
+    found = host.run(f"journalctl -D /var/log/journal/{machine_id} -t fv-test -o cat")
+    assert "persistent-journal-probe" in found.stdout
+
+
+def test_unattended_upgrades_take_security_updates_only(host):
+    dump = host.check_output("apt-config dump Unattended-Upgrade")
+    patterns = [line for line in dump.splitlines() if line.startswith('Unattended-Upgrade::Origins-Pattern:: ')]
+    assert patterns, dump
+    assert all("label=Debian-Security" in line for line in patterns), patterns
+    assert 'Unattended-Upgrade::Automatic-Reboot "true";' in dump
+    assert 'Unattended-Upgrade::Automatic-Reboot-Time "03:30";' in dump
+    periodic = host.check_output("apt-config dump APT::Periodic")
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in periodic
+    assert host.service("apt-daily-upgrade.timer").is_enabled
+    assert host.service("apt-daily-upgrade.timer").is_running
+    # unattended-upgrades itself reads the same origins.
+    dry = host.run("unattended-upgrade --dry-run --debug 2>&1 | grep -i 'allowed origins'")
+    assert "Debian-Security" in dry.stdout
+    assert "label=Debian," not in dry.stdout
+
+
+def test_hardening_sysctls_are_written_for_boot(host):
+    conf = host.file("/etc/sysctl.d/60-flask-vps-hardening.conf").content_string
+    for line in [
+        "kernel.kptr_restrict=2",
+        "fs.suid_dumpable=0",
+        "kernel.yama.ptrace_scope=2",
+        "net.ipv4.tcp_syncookies=1",
+        "net.ipv4.conf.all.rp_filter=1",
+        "net.ipv4.conf.all.accept_redirects=0",
+        "fs.protected_symlinks=1",
+    ]:
+        assert line in conf, line
+
+
+def test_core_dumps_are_off(host):
+    assert host.check_output("systemctl show --property DefaultLimitCORE") == "DefaultLimitCORE=0"
+    # A service started now inherits the limit.
+    out = host.check_output("systemd-run --wait --pipe --quiet sh -c 'ulimit -Hc'")
+    assert out == "0"
+    assert "hard    core    0" in host.file("/etc/security/limits.d/60-flask-vps-coredump.conf").content_string

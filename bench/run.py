@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""`make bench`: throughput and latency of the sandbox, measured with wrk.
+
+Every load runs inside the sandbox container against its own loopback, with the
+same wrk settings for each case, so the cases compare like with like:
+
+1. a static file served by nginx over HTTPS;
+2. a dynamic page through nginx -> Gunicorn with the project's defaults;
+3. the same page straight from Gunicorn with the project's settings, no nginx;
+4. the same page from a naive Gunicorn (its defaults: one sync worker);
+5. the same static file served by Flask.
+
+Writes bench/results/latest.json, latest.md and latest.png (the provisioning and
+zero-downtime figures, measured by scripts/measure.sh, are merged in when present).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SITE = "flask-vps.localhost"
+TUNED_PORT, NAIVE_PORT = 9001, 9002
+
+
+def sandbox(*cmd: str, check: bool = True, user: str = "root") -> str:
+    result = subprocess.run(
+        ["docker", "exec", "-u", user, "flask-vps-sandbox", *cmd], capture_output=True, text=True
+    )
+    if check and result.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def unit_property(unit: str, name: str) -> str:
+    return sandbox("systemctl", "show", "-P", name, unit).strip()
+
+
+def live_slot() -> str:
+    out = sandbox("systemctl", "list-units", "--type=service", "--state=running", "--plain", "--no-legend", "flaskapp@*")
+    units = [line.split()[0] for line in out.splitlines() if line.strip()]
+    if not units:
+        raise SystemExit("bench: no running flaskapp@ unit in the sandbox; run `make demo` first")
+    return units[0]
+
+
+def start_direct_gunicorn(unit: str) -> None:
+    """Two Gunicorns on loopback TCP beside the live slot: the tuned one with the
+    live unit's own command line (bind overridden), and a naive one with Gunicorn's
+    defaults. Both run as the app user with the app's environment."""
+    workdir = unit_property(unit, "WorkingDirectory")
+    exec_start = unit_property(unit, "ExecStart")
+    argv = re.search(r"argv\[\]=([^;]+);", exec_start).group(1).split()
+    gunicorn = argv[0]
+    env_files = [path.split(" ")[0] for path in unit_property(unit, "EnvironmentFiles").split("\n") if path]
+    common = ["systemd-run", "--quiet", "--collect", "--uid=flaskapp", "--gid=flaskapp", f"--working-directory={workdir}"]
+    common += [f"--property=EnvironmentFile={path}" for path in env_files]
+    for name in ("bench-tuned", "bench-naive"):
+        sandbox("systemctl", "stop", name, check=False)
+    tuned = argv + ["--bind", f"127.0.0.1:{TUNED_PORT}", "--no-control-socket"]
+    # Drop any systemd socket-activation or notify settings that only fit the unit.
+    sandbox(*common, "--unit=bench-tuned", "--property=Type=simple", *tuned)
+    sandbox(*common, "--unit=bench-naive", gunicorn, "--bind", f"127.0.0.1:{NAIVE_PORT}", "--no-control-socket",
+            "wsgi:app")
+    for port in (TUNED_PORT, NAIVE_PORT):
+        for _ in range(60):
+            probe = subprocess.run(
+                ["docker", "exec", "flask-vps-sandbox", "curl", "-fsS", "-o", "/dev/null", "-H", f"Host: {SITE}",
+                 f"http://127.0.0.1:{port}/healthz"], capture_output=True)
+            if probe.returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise SystemExit(f"bench: the direct Gunicorn on port {port} did not answer")
+
+
+def stop_direct_gunicorn() -> None:
+    for name in ("bench-tuned", "bench-naive"):
+        sandbox("systemctl", "stop", name, check=False)
+
+
+def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
+    out = sandbox("wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"Host: {SITE}", url)
+
+    def millis(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([0-9.]+)(us|ms|s)", out, re.M)
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "requests_per_second": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
+        "p50_ms": millis("50"),
+        "p99_ms": millis("99"),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sum(map(int, socket_errors.groups())) if socket_errors else 0,
+    }
+
+
+def measure_throughput(seconds: int, connections: int) -> dict[str, dict[str, float]]:
+    sandbox("sh", "-c", "command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl >/dev/null")
+    # wrk sends the URL's host as SNI; let the site's name resolve to loopback inside.
+    sandbox("sh", "-c", f"grep -q ' {SITE}$' /etc/hosts || echo '127.0.0.1 {SITE}' >> /etc/hosts")
+    start_direct_gunicorn(live_slot())
+    try:
+        cases = {
+            "1 static, nginx (HTTPS)": f"https://{SITE}/static/style.css",
+            "2 page, nginx -> Gunicorn (HTTPS)": f"https://{SITE}/",
+            "3 page, Gunicorn direct (project settings)": f"http://127.0.0.1:{TUNED_PORT}/",
+            "4 page, naive Gunicorn (1 sync worker)": f"http://127.0.0.1:{NAIVE_PORT}/",
+            "5 static, Flask": f"http://127.0.0.1:{TUNED_PORT}/static/style.css",
+        }
+        return {name: wrk(url, seconds, connections) for name, url in cases.items()}
+    finally:
+        stop_direct_gunicorn()
+
+
+def ratios(cases: dict[str, dict[str, float]]) -> dict[str, float]:
+    rps = [case["requests_per_second"] for case in cases.values()]
+    return {
+        "front door cost (2/3, aim >= 0.8)": round(rps[1] / rps[2], 2),
+        "tuning gain (2/4)": round(rps[1] / rps[3], 2),
+        "static from nginx (1/5)": round(rps[0] / rps[4], 2),
+    }
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Measured {result['measured_at']} on {result['machine']}; wrk, {result['connections']} connections, "
+        f"{result['seconds']} s per case.",
+        "",
+        "| case | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, case in result["throughput"].items():
+        lines.append(f"| {name} | {case['requests_per_second']:.0f} | {case['p50_ms']:.2f} | {case['p99_ms']:.2f} | "
+                     f"{case['non_2xx'] + case['socket_errors']} |")
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {name} | {value} |" for name, value in result["ratios"].items()]
+    for title, figures in (("provisioning", result.get("provisioning")), ("zero downtime", result.get("zero_downtime"))):
+        if figures:
+            lines += ["", f"| {title} | value |", "|---|---:|"]
+            lines += [f"| {name} | {value} |" for name, value in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def chart(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(result["throughput"])
+    rps = [result["throughput"][name]["requests_per_second"] for name in names]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    bars = ax.barh(names[::-1], rps[::-1], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974"][::-1])
+    ax.bar_label(bars, fmt="%.0f", padding=3)
+    ax.set_xlabel("requests per second (higher is better)")
+    ax.set_title(f"flask-vps sandbox, wrk -c{result['connections']} ({result['measured_at'][:10]})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    cases = measure_throughput(args.seconds, args.connections)
+    result = {
+        "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
+                   f"{platform.system()} {platform.release()}",
+        "seconds": args.seconds,
+        "connections": args.connections,
+        "throughput": cases,
+        "ratios": ratios(cases),
+    }
+    extra = RESULTS / "measure.json"
+    if extra.exists():
+        result.update(json.loads(extra.read_text()))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(result))
+    chart(result, RESULTS / "latest.png")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,251 @@
+"""The whole product, seen from outside: HTTPS through nginx with the CA that
+site.yml fetched, then deploys, a failing deploy and a rollback while a load
+generator keeps asking, and a --check --diff run that must find nothing to do.
+
+The tests run in file order and build on each other (the release served at the
+start, the note written before the deploys), like an operator's day.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+SITE = "flask-vps.localhost"
+ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+INVENTORY = EPHEMERAL / "inventory"
+CA_FILE = EPHEMERAL / "ca.crt"
+BIN = Path(sys.executable).parent
+STATE: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def address(host) -> str:
+    return next(a for a in host.interface("eth0").addresses if ":" not in a)
+
+
+def tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(CA_FILE))
+
+
+def request(address: str, path: str, method: str = "GET", body: bytes | None = None,
+            headers: dict[str, str] | None = None, port: int = 443, scheme: str = "https"):
+    """One request to the container's address, by the site's name (SNI and Host)."""
+    import http.client
+
+    if scheme == "https":
+        conn = http.client.HTTPSConnection(SITE, port, context=tls_context(), timeout=10)
+    else:
+        conn = http.client.HTTPConnection(SITE, port, timeout=10)
+    conn._create_connection = lambda _a, timeout, source: socket.create_connection((address, port), timeout, source)
+    conn.request(method, path, body=body, headers={"Host": SITE, **(headers or {})})
+    response = conn.getresponse()
+    data = response.read()
+    conn.close()
+    return response, data
+
+
+def served_release(address: str) -> str:
+    response, data = request(address, "/healthz")
+    assert response.status == 200, data
+    return json.loads(data)["release"]
+
+
+def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FORCE_COLOR="false",
+               PATH=f"{BIN}:{os.environ['PATH']}")
+    env.pop("ANSIBLE_CONFIG", None)
+    return subprocess.run([str(BIN / "ansible-playbook"), f"playbooks/{name}", "-i", str(INVENTORY), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def app_copy(tmp_path: Path, wsgi_extra: str) -> Path:
+    """A copy of the app whose wsgi.py ends with wsgi_extra: a new release id."""
+    target = tmp_path / "app"
+    shutil.copytree(ROOT / "app", target, ignore=shutil.ignore_patterns(".venv", "__pycache__", "instance",
+                                                                          ".pytest_cache", "tests"))
+    with (target / "wsgi.py").open("a") as wsgi:
+        wsgi.write(wsgi_extra)
+    return target
+
+
+def under_load(address: str, name: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """Run a playbook while scripts/loadgen.py keeps requesting /healthz over HTTPS."""
+    stop = EPHEMERAL / f"stop-{uuid.uuid4().hex}"
+    load = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "loadgen.py"), "--url", f"https://{SITE}/healthz",
+         "--connect", f"{address}:443", "--cacert", str(CA_FILE), "--requests", "50000",
+         "--seconds", "600", "--concurrency", "4", "--stop-file", str(stop)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        result = playbook(name, *args)
+        time.sleep(2)
+    finally:
+        stop.touch()
+        out, _ = load.communicate(timeout=60)
+    return result, json.loads(out)
+
+
+def recap(output: str) -> dict[str, int]:
+    line = re.search(r"^fv-\S+\s+:\s+(.*)$", output.split("PLAY RECAP")[-1], re.MULTILINE)
+    assert line, output[-3000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line.group(1))}
+
+
+def test_healthz_over_https_with_the_fetched_ca(address: str) -> None:
+    response, data = request(address, "/healthz")
+    assert response.status == 200
+    body = json.loads(data)
+    assert body["status"] == "ok" and body["database"] == "ok"
+    STATE["release"] = body["release"]
+
+
+def test_certificate_is_for_the_site_and_checked(address: str) -> None:
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with tls_context().wrap_socket(raw, server_hostname=SITE) as tls:
+            names = [v for k, v in tls.getpeercert()["subjectAltName"] if k == "DNS"]
+            assert SITE in names
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    # Without the sandbox's CA the certificate is not trusted.
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ssl.create_default_context().wrap_socket(raw, server_hostname=SITE)
+
+
+def test_http_redirects_to_https(address: str) -> None:
+    response, _ = request(address, "/some/page?x=1", scheme="http", port=80)
+    assert response.status in (301, 308)
+    assert response.getheader("Location") == f"https://{SITE}/some/page?x=1"
+
+
+def test_page_shows_the_release_with_security_headers(address: str) -> None:
+    response, data = request(address, "/")
+    assert response.status == 200
+    assert f'<span id="release">{STATE["release"]}</span>' in data.decode()
+    assert "default-src 'self'" in response.getheader("Content-Security-Policy", "")
+    assert response.getheader("X-Content-Type-Options") == "nosniff"
+    assert "nginx/" not in response.getheader("Server", "")
+
+
+def test_static_files_come_from_nginx_with_cache_headers(address: str) -> None:
+    response, data = request(address, "/static/style.css")
+    assert response.status == 200
+    assert response.getheader("Content-Type", "").startswith("text/css")
+    assert "max-age=" in response.getheader("Cache-Control", "")
+    assert response.getheader("Expires")
+    assert data == (ROOT / "app" / "webapp" / "static" / "style.css").read_bytes()
+
+
+def test_unknown_host_gets_no_site(address: str) -> None:
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with context.wrap_socket(raw, server_hostname="other.example") as tls:
+                tls.sendall(b"GET / HTTP/1.1\r\nHost: other.example\r\nConnection: close\r\n\r\n")
+                answer = tls.recv(200)
+        except (ssl.SSLError, ConnectionError):
+            return
+    assert b"flask-vps" not in answer and not answer.startswith(b"HTTP/1.1 200")
+
+
+def test_only_ssh_http_https_are_open(address: str) -> None:
+    for port, expected in [(22, True), (80, True), (443, True), (8000, False), (5000, False), (8080, False)]:
+        with socket.socket() as sock:
+            sock.settimeout(3)
+            reachable = sock.connect_ex((address, port)) == 0
+        assert reachable is expected, port
+
+
+def test_a_note_written_through_the_app_is_stored(address: str) -> None:
+    text = f"written before the deploys {uuid.uuid4().hex}"
+    response, data = request(address, "/api/notes", "POST", json.dumps({"text": text}).encode(),
+                             {"Content-Type": "application/json"})
+    assert response.status == 201, data
+    STATE["note"] = text
+    response, data = request(address, "/api/notes")
+    assert text in [n["text"] for n in json.loads(data)["notes"]]
+
+
+def test_check_diff_finds_nothing_to_change() -> None:
+    result = playbook("site.yml", "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    counts = recap(result.stdout)
+    assert counts["changed"] == 0 and counts["failed"] == 0, result.stdout[-6000:]
+
+
+def test_deploy_under_load_drops_nothing(address: str, tmp_path: Path) -> None:
+    before = served_release(address)
+    source = app_copy(tmp_path, f"\n# site scenario release {uuid.uuid4().hex}\n")
+    result, load = under_load(address, "deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert load["sent"] >= 1000 and load["failed"] == 0, load
+    after = served_release(address)
+    assert after != before
+    assert after in result.stdout
+    STATE["deployed"] = after
+
+
+def test_note_survives_the_deploy(address: str) -> None:
+    _, data = request(address, "/api/notes")
+    assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
+
+
+def test_release_failing_its_health_check_never_takes_traffic(address: str, tmp_path: Path) -> None:
+    before = served_release(address)
+    broken = app_copy(tmp_path, (
+        "\n\n# Broken on purpose by the site scenario: imports, but never healthy.\n"
+        "from flask import abort, request\n\n\n"
+        "@app.before_request\n"
+        "def refuse_health():\n"
+        "    if request.path == '/healthz':\n"
+        "        abort(503)\n"))
+    result, load = under_load(address, "deploy.yml", "-e", f"flask_vps_app_source_dir={broken}",
+                              "-e", "gunicorn_healthcheck_retries=5")
+    assert result.returncode != 0, result.stdout[-6000:]
+    assert "did not pass its health check" in result.stdout, result.stdout[-6000:]
+    assert load["sent"] >= 200 and load["failed"] == 0, load
+    assert load["releases"] == [before], load
+    assert served_release(address) == before
+
+
+def test_rollback_under_load_drops_nothing(address: str) -> None:
+    result, load = under_load(address, "rollback.yml")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert load["sent"] >= 200 and load["failed"] == 0, load
+    assert served_release(address) == STATE["release"]
+
+
+def test_rollback_reads_current_not_the_newest_folder(host, address: str) -> None:
+    # current points at the first release, which is not the newest folder; rolling
+    # back from it has nowhere to go.
+    current = host.file("/srv/flaskapp/current").linked_to
+    assert current.endswith("/" + STATE["release"])
+    result = playbook("rollback.yml")
+    assert result.returncode != 0
+    assert "No release was built before the live one" in result.stdout, result.stdout[-4000:]
+    # ...but any built release can be named.
+    result = playbook("rollback.yml", "-e", f"release={STATE['deployed']}")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert served_release(address) == STATE["deployed"]
+
+
+def test_note_survives_the_rollbacks(address: str) -> None:
+    _, data = request(address, "/api/notes")
+    assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]

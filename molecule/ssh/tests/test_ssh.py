@@ -1,0 +1,194 @@
+"""Who can log in to a host the ssh and firewall roles have converged, seen from the
+test host over the Docker network, as the operator or an attacker would try."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "correct horse battery staple"
+KEY = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "operator_ed25519"
+SSH_OPTIONS = [
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "ConnectTimeout=5",
+    "-o", "LogLevel=ERROR",
+]
+
+
+@pytest.fixture(scope="module")
+def address(host) -> str:
+    """The container's IPv4 address on the Docker bridge."""
+    for candidate in host.interface("eth0").addresses:
+        if ipaddress.ip_address(candidate).version == 4:
+            return candidate
+    raise AssertionError("the container has no IPv4 address")
+
+
+def ssh(address: str, user: str, *args: str, command: str = "true", batch: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the system ssh client against the container."""
+    options = [*SSH_OPTIONS, "-o", f"BatchMode={'yes' if batch else 'no'}", *args]
+    return subprocess.run(
+        ["ssh", *options, f"{user}@{address}", command],
+        capture_output=True, text=True, timeout=60, check=False, env=env, stdin=subprocess.DEVNULL,
+    )
+
+
+def with_key(address: str, user: str, command: str = "true", *args: str) -> subprocess.CompletedProcess[str]:
+    return ssh(address, user, "-i", str(KEY), "-o", "IdentitiesOnly=yes", *args, command=command)
+
+
+def with_password(address: str, user: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Try the right password, typed in by an askpass helper (no sshpass needed)."""
+    askpass = tmp_path / "askpass"
+    askpass.write_text(f"#!/bin/sh\necho '{PASSWORD}'\n")
+    askpass.chmod(0o700)
+    env = dict(os.environ, SSH_ASKPASS=str(askpass), SSH_ASKPASS_REQUIRE="force", DISPLAY=":0")
+    return ssh(
+        address, user,
+        "-o", "PreferredAuthentications=password,keyboard-interactive",
+        "-o", "PubkeyAuthentication=no", "-o", "NumberOfPasswordPrompts=1",
+        batch=False, env=env,
+    )
+
+
+def test_admin_logs_in_with_the_operators_key(address):
+    result = with_key(address, "deploy", "id -un")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "deploy"
+
+
+def test_admin_has_sudo(address):
+    result = with_key(address, "deploy", "sudo -n id -u")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
+def test_sudoers_file_is_private(host):
+    sudoers = host.file("/etc/sudoers.d/flask-vps-deploy")
+    assert sudoers.mode == 0o440
+    assert sudoers.user == "root"
+
+
+def test_root_is_refused_even_with_its_key(host, address):
+    # Root still has the operator's key in authorized_keys, as the provider left it.
+    assert "operator@flask-vps-test" in host.file("/root/.ssh/authorized_keys").content_string
+    result = with_key(address, "root")
+    assert result.returncode == 255
+    assert "Permission denied" in result.stderr
+
+
+@pytest.mark.parametrize("user", ["deploy", "root"])
+def test_the_right_password_is_refused(address, user, tmp_path):
+    result = with_password(address, user, tmp_path)
+    assert result.returncode == 255
+    # The server offers public keys and nothing else.
+    assert "Permission denied (publickey)." in result.stderr, result.stderr
+
+
+def test_effective_sshd_settings(host):
+    settings = host.check_output("sshd -T -C user=deploy,host=test,addr=192.0.2.1").splitlines()
+    for line in [
+        "port 22",
+        "permitrootlogin no",
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "pubkeyauthentication yes",
+        "authenticationmethods publickey",
+        "maxauthtries 3",
+        "logingracetime 30",
+        "allowtcpforwarding no",
+        "allowagentforwarding no",
+        "x11forwarding no",
+        "permittunnel no",
+    ]:
+        assert line in settings, line
+    root = host.check_output("sshd -T -C user=root,host=test,addr=192.0.2.1").splitlines()
+    assert "permitrootlogin no" in root
+    assert "passwordauthentication no" in root
+
+
+def test_modern_algorithms_for_this_openssh(host):
+    settings = host.check_output("sshd -T")
+    kex = re.search(r"^kexalgorithms (.+)$", settings, re.M).group(1).split(",")
+    ciphers = re.search(r"^ciphers (.+)$", settings, re.M).group(1).split(",")
+    macs = re.search(r"^macs (.+)$", settings, re.M).group(1).split(",")
+    supported = host.check_output("ssh -Q kex").split()
+    if "mlkem768x25519-sha256" in supported:  # OpenSSH 9.9+, Debian 13
+        assert kex[0] == "mlkem768x25519-sha256"
+    assert "sntrup761x25519-sha512@openssh.com" in kex
+    assert not [k for k in kex if "sha1" in k or "nistp" in k], kex
+    assert not [c for c in ciphers if "cbc" in c], ciphers
+    assert all(m.endswith("-etm@openssh.com") for m in macs), macs
+
+
+def test_weak_key_exchange_is_refused(address):
+    result = with_key(address, "deploy", "true", "-o", "KexAlgorithms=diffie-hellman-group14-sha256")
+    assert result.returncode == 255
+    assert "no matching key exchange method" in result.stderr
+
+
+def test_forwarding_is_refused(address):
+    result = with_key(address, "deploy", "true", "-o", "ExitOnForwardFailure=yes", "-L", "18080:127.0.0.1:22")
+    assert result.returncode != 0
+
+
+def test_fail2ban_watches_sshd_in_the_journal(host):
+    status = host.check_output("fail2ban-client status sshd")
+    assert "Journal matches" in status  # the systemd backend
+    assert "sshd" in host.check_output("fail2ban-client status")
+    assert host.check_output("fail2ban-client get sshd bantime") == "600"
+    assert host.check_output("fail2ban-client get sshd maxretry") == "12"
+
+
+def test_only_ssh_http_and_https_are_reachable(host, address):
+    # Listeners on an allowed and on a closed port: inside they answer, from outside
+    # only the allowed one does.
+    for port in (80, 443, 8080):
+        host.run(f"systemd-run --unit=fv-probe-{port} python3 -m http.server {port}")
+    try:
+        for port in (80, 443, 8080):
+            for _ in range(50):
+                if host.run(f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 1)\"").rc == 0:
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError(f"the probe listener on {port} did not start")
+        for port in (22, 80, 443):
+            socket.create_connection((address, port), 3).close()
+        with pytest.raises(OSError):
+            socket.create_connection((address, 8080), 3).close()
+    finally:
+        for port in (80, 443, 8080):
+            host.run(f"systemctl stop fv-probe-{port}")
+
+
+def banned_addresses(host) -> list[str]:
+    status = host.check_output("fail2ban-client status sshd")
+    line = re.search(r"Banned IP list:(.*)$", status, re.M)
+    return line.group(1).split() if line else []
+
+
+def test_zz_fail2ban_bans_repeated_failures(host, address):
+    # Last in the file: it bans the test host, then lifts the ban.
+    for _ in range(30):
+        ssh(address, "root", "-o", "PreferredAuthentications=publickey", "-o", "PubkeyAuthentication=no")
+        banned = banned_addresses(host)
+        if banned:
+            break
+        time.sleep(0.5)
+    try:
+        assert banned, host.check_output("fail2ban-client status sshd")
+        with pytest.raises(OSError):
+            socket.create_connection((address, 22), 3).close()
+    finally:
+        host.run("fail2ban-client unban --all")
+    socket.create_connection((address, 22), 5).close()

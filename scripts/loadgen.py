@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""A bounded HTTPS load generator for the zero-downtime tests (stdlib only).
+
+    scripts/loadgen.py --url https://flask-vps.localhost:8443/healthz --cacert ca.crt \\
+        --connect 127.0.0.1:8443 --requests 5000 --seconds 60 --concurrency 4
+
+Threads send GET requests over TLS (certificate checked against --cacert, SNI and
+Host from the URL) until --requests were sent, --seconds passed, or the stop file
+(--stop-file) appears, whichever comes first. Each worker keeps its connection
+alive and opens a new one when the server closes it, as a browser would; a request
+counts as failed when it gets no response or a status other than 200. It prints one
+JSON object: sent, failed, statuses, errors (first few), releases (release ids
+seen in /healthz answers, in order of first appearance), elapsed seconds.
+
+It only sends to the address it is given: loopback or the project's own containers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections import Counter
+from urllib.parse import urlsplit
+
+
+class Totals:
+    """Counters shared by the worker threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.failed = 0
+        self.statuses: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self.releases: list[str] = []
+
+    def claim(self, limit: int) -> bool:
+        with self.lock:
+            if self.sent >= limit:
+                return False
+            self.sent += 1
+            return True
+
+    def record(self, status: str, ok: bool, release: str | None = None, error: str | None = None) -> None:
+        with self.lock:
+            self.statuses[status] += 1
+            if not ok:
+                self.failed += 1
+            if error and len(self.errors) < 10:
+                self.errors.append(error)
+            if release and release not in self.releases:
+                self.releases.append(release)
+
+
+class SiteConnection(http.client.HTTPSConnection):
+    """HTTPS to a fixed address while presenting (SNI) and checking the site's name."""
+
+    def __init__(self, address: tuple[str, int], server_name: str, context: ssl.SSLContext) -> None:
+        super().__init__(server_name, address[1], context=context, timeout=10)
+        # http.client opens the socket to (host, port) and takes SNI from host:
+        # open it to the given address instead and keep the name for TLS.
+        self._create_connection = lambda _addr, timeout, source: socket.create_connection(address, timeout, source)
+
+
+def worker(args: argparse.Namespace, totals: Totals, deadline: float, context: ssl.SSLContext) -> None:
+    url = urlsplit(args.url)
+    server_name = url.hostname or "localhost"
+    port = url.port or 443
+    host, _, connect_port = (args.connect or f"{server_name}:{port}").rpartition(":")
+    path = url.path or "/"
+    if url.query:
+        path += "?" + url.query
+    conn = None
+    while time.monotonic() < deadline and not (args.stop_file and os.path.exists(args.stop_file)):
+        if not totals.claim(args.requests):
+            break
+        try:
+            if conn is None:
+                conn = SiteConnection((host, int(connect_port)), server_name, context)
+            conn.request("GET", path, headers={"Host": url.netloc, "User-Agent": "flask-vps-loadgen"})
+            response = conn.getresponse()
+            body = response.read()
+            release = None
+            if response.status == 200 and body.startswith(b"{"):
+                try:
+                    release = json.loads(body).get("release")
+                except ValueError:
+                    pass
+            totals.record(str(response.status), response.status == 200, release)
+            if response.getheader("Connection", "").lower() == "close":
+                conn.close()
+                conn = None
+        except (OSError, http.client.HTTPException) as exc:
+            totals.record("error", False, error=f"{type(exc).__name__}: {exc}")
+            if conn is not None:
+                conn.close()
+            conn = None
+        if args.pause:
+            time.sleep(args.pause)
+    if conn is not None:
+        conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", required=True, help="https://name[:port]/path (SNI and Host)")
+    parser.add_argument("--connect", help="address:port to connect to instead of the URL's host")
+    parser.add_argument("--cacert", required=True, help="CA certificate that signed the server's")
+    parser.add_argument("--requests", type=int, default=5000, help="stop after this many requests")
+    parser.add_argument("--seconds", type=float, default=120.0, help="stop after this many seconds")
+    parser.add_argument("--concurrency", type=int, default=4, help="worker threads")
+    parser.add_argument("--pause", type=float, default=0.0, help="seconds each worker waits between requests")
+    parser.add_argument("--stop-file", help="stop as soon as this file exists")
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.seconds <= 0 or not 1 <= args.concurrency <= 64:
+        parser.error("--requests, --seconds and --concurrency (1-64) bound the load")
+
+    context = ssl.create_default_context(cafile=args.cacert)
+    totals = Totals()
+    started = time.monotonic()
+    deadline = started + args.seconds
+    threads = [threading.Thread(target=worker, args=(args, totals, deadline, context), daemon=True)
+               for _ in range(args.concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    json.dump({"sent": totals.sent, "failed": totals.failed, "statuses": dict(totals.statuses),
+               "errors": totals.errors, "releases": totals.releases,
+               "elapsed": round(time.monotonic() - started, 2)}, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The project-wide group_vars/ at the top of the repository really reach every
+environment, and each environment's own values win over them.
+
+Each inventory's group_vars/all/00_project links to ../../../../group_vars/all and
+sorts before the environment's main.yml and vault.yml. These tests ask Ansible
+itself what a host ends up with, so they fail if the link breaks or the order flips.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, VENV_BIN, run
+
+ENVIRONMENTS = {"production": "web1", "staging": "web1", "sandbox": "sandbox"}
+# Only the top-level group_vars set these.
+PROJECT_ONLY = {"flask_vps_admin_user": "deploy", "flask_vps_process_manager": "systemd",
+                "flask_vps_app_name": "flaskapp", "flask_vps_first_contact_user": "root"}
+
+
+def host_values(environment: str, host: str, names: list[str]) -> dict:
+    expr = "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}"
+    # --playbook-dir as for playbooks/*.yml: an ad-hoc command otherwise takes the
+    # current directory as the playbook's, and from the repository root that would
+    # load the top-level group_vars/ a second time, above the inventory's.
+    result = run([str(VENV_BIN / "ansible"), host, "-i", f"inventories/{environment}", "-c", "local",
+                  "--playbook-dir", "playbooks",
+                  "-m", "ansible.builtin.debug", "-a", f"msg={expr}", "-o"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    payload = result.stdout.split("=>", 1)[1]
+    msg = json.loads(payload)["msg"]
+    return msg if isinstance(msg, dict) else json.loads(msg)
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_project_defaults_reach_every_environment(environment: str) -> None:
+    link = ROOT / "inventories" / environment / "group_vars" / "all" / "00_project"
+    assert link.resolve() == (ROOT / "group_vars" / "all").resolve()
+    values = host_values(environment, ENVIRONMENTS[environment], list(PROJECT_ONLY) + ["gunicorn_app_name"])
+    for name, expected in PROJECT_ONLY.items():
+        assert values[name] == expected, (environment, name, values[name])
+    # The wiring in the top-level roles.yml: one name reaches every role.
+    assert values["gunicorn_app_name"] == "flaskapp"
+
+
+@pytest.mark.parametrize(("environment", "tls_mode", "domains"), [
+    ("production", "acme", ["example.com", "www.example.com"]),
+    ("staging", "acme", ["staging.example.com"]),
+    ("sandbox", "selfsigned", ["flask-vps.localhost"]),
+])
+def test_environment_overrides_project_defaults(environment: str, tls_mode: str, domains: list[str]) -> None:
+    names = ["flask_vps_environment", "flask_vps_tls_mode", "flask_vps_domains", "nginx_server_names", "tls_domains"]
+    values = host_values(environment, ENVIRONMENTS[environment], names)
+    # The project default is an empty list and acme: these come from the environment.
+    assert values["flask_vps_environment"] == environment
+    assert values["flask_vps_tls_mode"] == tls_mode
+    assert values["flask_vps_domains"] == domains
+    # ...and reach the roles through the project's wiring.
+    assert values["nginx_server_names"] == domains
+    assert values["tls_domains"] == domains
+
+
+def test_sandbox_secret_comes_from_its_vault_file() -> None:
+    values = host_values("sandbox", "sandbox", ["flask_vps_secret_key"])
+    assert values["flask_vps_secret_key"].startswith("sandbox-only-")
