@@ -10,7 +10,9 @@ Host from the URL) until --requests were sent, --seconds passed, or the stop fil
 alive and opens a new one when the server closes it, as a browser would; a request
 counts as failed when it gets no response or a status other than 200. It prints one
 JSON object: sent, failed, statuses, errors (first few), releases (release ids
-seen in /healthz answers, in order of first appearance), elapsed seconds.
+seen in /healthz answers, in order of first appearance), retried_stale_keepalive
+(GETs resent once on a new connection because the server had closed the reused
+keep-alive connection without answering, as browsers do), elapsed seconds.
 
 It only sends to the address it is given: loopback or the project's own containers.
 """
@@ -30,6 +32,10 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 
+# Errors that mean "the connection was closed before any response".
+STALE_KEEPALIVE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+
 class Totals:
     """Counters shared by the worker threads."""
 
@@ -40,6 +46,11 @@ class Totals:
         self.statuses: Counter[str] = Counter()
         self.errors: list[str] = []
         self.releases: list[str] = []
+        self.retried = 0
+
+    def count_retry(self) -> None:
+        with self.lock:
+            self.retried += 1
 
     def claim(self, limit: int) -> bool:
         with self.lock:
@@ -78,15 +89,36 @@ def worker(args: argparse.Namespace, totals: Totals, deadline: float, context: s
     if url.query:
         path += "?" + url.query
     conn = None
+    reused = False
     while time.monotonic() < deadline and not (args.stop_file and os.path.exists(args.stop_file)):
         if not totals.claim(args.requests):
             break
-        try:
-            if conn is None:
-                conn = SiteConnection((host, int(connect_port)), server_name, context)
-            conn.request("GET", path, headers={"Host": url.netloc, "User-Agent": "flask-vps-loadgen"})
-            response = conn.getresponse()
-            body = response.read()
+        for attempt in (1, 2):
+            try:
+                if conn is None:
+                    conn = SiteConnection((host, int(connect_port)), server_name, context)
+                    reused = False
+                conn.request("GET", path, headers={"Host": url.netloc, "User-Agent": "flask-vps-loadgen"})
+                response = conn.getresponse()
+                body = response.read()
+            except STALE_KEEPALIVE as exc:
+                conn.close()
+                conn = None
+                # The server closed an idle keep-alive connection as this request
+                # went out (nginx does on reload): no response means not processed,
+                # and a GET is retried on a new connection, as browsers do (RFC 9112
+                # 9.3.1). Counted, and a second failure counts as failed.
+                if reused and attempt == 1:
+                    totals.count_retry()
+                    continue
+                totals.record("error", False, error=f"{type(exc).__name__}: {exc}")
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                totals.record("error", False, error=f"{type(exc).__name__}: {exc}")
+                break
             release = None
             if response.status == 200 and body.startswith(b"{"):
                 try:
@@ -94,14 +126,11 @@ def worker(args: argparse.Namespace, totals: Totals, deadline: float, context: s
                 except ValueError:
                     pass
             totals.record(str(response.status), response.status == 200, release)
+            reused = True
             if response.getheader("Connection", "").lower() == "close":
                 conn.close()
                 conn = None
-        except (OSError, http.client.HTTPException) as exc:
-            totals.record("error", False, error=f"{type(exc).__name__}: {exc}")
-            if conn is not None:
-                conn.close()
-            conn = None
+            break
         if args.pause:
             time.sleep(args.pause)
     if conn is not None:
@@ -133,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for thread in threads:
         thread.join()
     json.dump({"sent": totals.sent, "failed": totals.failed, "statuses": dict(totals.statuses),
-               "errors": totals.errors, "releases": totals.releases,
+               "retried_stale_keepalive": totals.retried, "errors": totals.errors, "releases": totals.releases,
                "elapsed": round(time.monotonic() - started, 2)}, sys.stdout)
     sys.stdout.write("\n")
     return 0

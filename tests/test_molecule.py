@@ -8,6 +8,7 @@ the whole log is kept in .cache/molecule-logs/.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -20,19 +21,36 @@ SCENARIOS = sorted(
     (p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")),
     key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name),
 )
+# Scenarios whose work is still open (named with the issue that tracks them). They
+# are reported as skipped, never as passed, until they pass on both Debians.
+UNFINISHED: dict[str, str] = {
+    "flask_app": "issue 6: passed on Debian 13 only, not yet run on Debian 12",
+    "gunicorn_systemd": "issue 6: no complete run has passed yet",
+    "gunicorn_supervisor": "issue 6: never run yet",
+    "site": "issue 7: verify passed 14 of 15 by hand on Debian 13; no complete run yet",
+}
 LOG_DIR = ROOT / ".cache" / "molecule-logs"
+# Molecule's working files, one folder per run. Not pytest's tmp_path: every
+# verifier's own pytest session prunes older tmp_path folders, including those of
+# scenarios still running in parallel.
+RUN_DIR = ROOT / ".cache" / "molecule-runs"
 TIMEOUT = int(os.environ.get("FLASK_VPS_SCENARIO_TIMEOUT", "1800"))
 
 
 @pytest.mark.parametrize("distro", DISTROS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_scenario(scenario: str, distro: str, apt_proxy: str, tmp_path) -> None:
+def test_scenario(scenario: str, distro: str, apt_proxy: str) -> None:
+    if scenario in UNFINISHED:
+        pytest.skip(f"scenario {scenario} is unfinished: {UNFINISHED[scenario]}")
+    run_dir = RUN_DIR / f"{scenario}-{distro}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
     env = dict(os.environ)
     env.update(
         MOLECULE_DISTRO=distro,
         FLASK_VPS_IMAGE=image_for(distro),
         FLASK_VPS_APT_PROXY=apt_proxy,
-        MOLECULE_EPHEMERAL_DIRECTORY=str(tmp_path / "molecule"),
+        MOLECULE_EPHEMERAL_DIRECTORY=str(run_dir),
         PATH=f"{VENV_BIN}:{env['PATH']}",
         ANSIBLE_FORCE_COLOR="false",
         PY_COLORS="0",

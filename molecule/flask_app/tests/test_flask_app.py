@@ -74,7 +74,7 @@ def test_missing_secret_stops_before_anything_changes(host):
     before = host.check_output(f"sha256sum /etc/flask-vps/{APP}.env")
     result = run_playbook({"flask_app_secrets": {}, "flask_app_name": "otherapp"})
     assert result.returncode != 0
-    assert "flask_app_secrets.FLASK_SECRET_KEY" in result.stdout
+    assert "flask_app_secrets.FLASK_SECRET_KEY" in result.stdout + result.stderr
     assert "changed=0" in result.stdout
     assert not host.user("otherapp").exists
     assert host.check_output(f"sha256sum /etc/flask-vps/{APP}.env") == before

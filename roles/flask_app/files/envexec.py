@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # Managed by Ansible (flask-vps role flask_app): local changes are overwritten.
-"""Run a command with the variables of a systemd-style environment file added.
+r"""Run a command with the variables of a systemd-style environment file added.
 
     envexec.py ENV_FILE COMMAND [ARG...]
 
@@ -8,6 +8,8 @@ The file holds KEY="value" lines in the quoting systemd's EnvironmentFile= reads
 (backslash escapes \\ \" \$ \`), so one file serves systemd, supervisor and the
 deploy's hooks. Secrets travel from the file into the new process's environment:
 never through a command line or a config file that others can read.
+The command runs with umask 027 (the systemd unit's UMask=), so files it creates,
+such as the database the schema hook makes, are not readable by others.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ def main() -> None:
         sys.exit(__doc__)
     env = dict(os.environ)
     env.update(read_env_file(sys.argv[1]))
+    os.umask(0o027)
     os.execvpe(sys.argv[2], sys.argv[2:], env)
 
 
