@@ -83,3 +83,50 @@ def test_core_dumps_are_off(host):
     out = host.check_output("systemd-run --wait --pipe --quiet sh -c 'ulimit -Hc'")
     assert out == "0"
     assert "hard    core    0" in host.file("/etc/security/limits.d/60-flask-vps-coredump.conf").content_string
+
+
+def test_login_notice_replaces_the_release_banner(host):
+    for path in ["/etc/issue", "/etc/issue.net"]:
+        text = host.file(path).content_string
+        assert text.startswith("Authorised access only."), path
+        assert "Debian" not in text, path
+        assert host.file(path).mode == 0o644
+
+
+def test_unused_kernel_modules_cannot_load(host):
+    # modprobe's own view of its configuration where kmod is installed (a VM), else
+    # the file it will read (the minimal test image has no kmod).
+    if host.exists("modprobe"):
+        config = host.check_output("modprobe --showconfig")
+    else:
+        config = host.file("/etc/modprobe.d/60-flask-vps-disabled.conf").content_string
+    config = config.replace("-", "_")  # modprobe spells usb-storage usb_storage
+    for module in ["dccp", "sctp", "rds", "tipc", "usb_storage", "firewire_core"]:
+        assert f"install {module} /bin/false" in config, module
+        assert f"blacklist {module}" in config, module
+
+
+def test_login_session_gets_a_private_tmpdir(host):
+    # A full PAM login (su -l) as an ordinary user, as an SSH session would get.
+    host.run("id fvtmp || useradd --create-home --shell /bin/sh fvtmp")
+    out = host.check_output("su -l fvtmp -c 'echo $TMPDIR; stat -c %a:%U \"$TMPDIR\"'")
+    uid = host.check_output("id -u fvtmp")
+    assert out.splitlines() == [f"/tmp/user/{uid}", "700:fvtmp"]
+
+
+def test_package_audit_tools_work(host):
+    assert host.run("debsums -s base-files").rc == 0
+    assert host.run("apt-show-versions base-files").rc == 0
+
+
+def test_needrestart_only_lists(host):
+    out = host.check_output("needrestart -b -r l 2>&1; perl -e 'our %nrconf; do q(/etc/needrestart/needrestart.conf); print $nrconf{restart}'")
+    assert out.endswith("l"), out
+    assert "NEEDRESTART-VER" in out
+
+
+def test_accounting_is_enabled(host):
+    assert host.service("acct").is_enabled
+    assert host.service("sysstat").is_enabled
+    assert 'ENABLED="true"' in host.file("/etc/default/sysstat").content_string
+    assert host.file("/var/log/account/pacct").is_file
