@@ -25,7 +25,7 @@ SCENARIOS = sorted(
 # are reported as skipped, never as passed, until they pass on both Debians.
 UNFINISHED: dict[str, str] = {
     "flask_app": "issue 6: passed on Debian 13 only, not yet run on Debian 12",
-    "gunicorn_systemd": "issue 6: no complete run has passed yet",
+    "gunicorn_systemd": "issue 6: passed on Debian 13 only, not yet run on Debian 12",
     "gunicorn_supervisor": "issue 6: never run yet",
     "site": "issue 7: verify passed 14 of 15 by hand on Debian 13; no complete run yet",
 }
