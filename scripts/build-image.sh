@@ -79,6 +79,11 @@ rm -f "$rootfs/var/lib/dbus/machine-id"
 for unit in getty.target systemd-remount-fs.service console-getty.service; do
   ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
+# As Debian's own container images do (debuerreotype's minimizing config): dpkg
+# skips fsync, since a test container's disk is thrown away with it. Installs
+# under the tests' parallel load go several times faster; nothing a role does
+# depends on it.
+echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
 tar -C "$rootfs" -c . | docker import \

@@ -174,6 +174,45 @@ def test_only_ssh_http_and_https_are_reachable(host, address):
             host.run(f"systemctl stop fv-probe-{port}")
 
 
+PROJECT_DIR = Path(__file__).resolve().parents[3]
+
+
+def connect(address: str, tmp_path: Path, admin: str, first_contact: str) -> subprocess.CompletedProcess[str]:
+    """Run the project's first-contact probe (playbooks/connect.yml) over real SSH."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "flask_vps:\n  hosts:\n    vps:\n"
+        f"      ansible_host: {address}\n      ansible_ssh_private_key_file: {KEY}\n"
+        "      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes\n"
+        f"      flask_vps_admin_user: {admin}\n      flask_vps_first_contact_user: {first_contact}\n")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"), ANSIBLE_FORCE_COLOR="false")
+    return subprocess.run(
+        [str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory),
+         str(PROJECT_DIR / "playbooks" / "connect.yml")],
+        capture_output=True, text=True, timeout=300, check=False, env=env, cwd=PROJECT_DIR)
+
+
+def test_probe_uses_the_admin_user_once_it_can_log_in(address, tmp_path):
+    result = connect(address, tmp_path, admin="deploy", first_contact="root")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "Logging in as deploy" in result.stdout
+    assert "first contact" not in result.stdout
+
+
+def test_probe_falls_back_to_the_first_contact_user(address, tmp_path):
+    """Before the admin user exists (here: a name that never will), the provider's login is used."""
+    result = connect(address, tmp_path, admin="not-yet-created", first_contact="deploy")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "Logging in as deploy (first contact: the admin user not-yet-created cannot log in yet)" in result.stdout
+
+
+def test_probe_fails_clearly_when_nobody_can_log_in(address, tmp_path):
+    """Root's login is closed after hardening: a probe with no working user stops the play."""
+    result = connect(address, tmp_path, admin="not-yet-created", first_contact="root")
+    assert result.returncode != 0
+    assert "UNREACHABLE" in result.stdout and "root@" in result.stdout + result.stderr, result.stdout[-3000:]
+
+
 def banned_addresses(host) -> list[str]:
     status = host.check_output("fail2ban-client status sshd")
     line = re.search(r"Banned IP list:(.*)$", status, re.M)
