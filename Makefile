@@ -48,8 +48,17 @@ test: ## The whole suite: lint, app tests, every scenario on both Debians
 	@$(MAKE) --no-print-directory setup
 	$(BIN)/pytest -n $(JOBS) --dist load --durations=0 --ignore=tests/test_lint.py
 
+bench: venv docker images ## Figures on a fresh sandbox: provisioning, zero downtime, throughput (bench/results/)
+	@scripts/setup-venv.sh .venv-bench bench/requirements.txt
+	.venv-bench/bin/python bench/run.py
+
+audit: venv ## Audit the sandbox as an outside reviewer would (table; fails on a missed threshold)
+	@scripts/sandbox.sh status >/dev/null || { echo "No sandbox: run make demo first." >&2; exit 1; }
+	$(BIN)/python scripts/audit.py --container $${FLASK_VPS_SANDBOX_NAME:-flask-vps-sandbox} \
+		--ca .cache/sandbox/ca.crt --ssh-key .cache/sandbox/id_ed25519 --json .cache/sandbox/audit.json
+
 clean: ## Remove the virtualenvs and caches (images stay; docker rmi them by hand)
-	rm -rf $(VENV) $(APP_VENV) .cache
+	rm -rf $(VENV) $(APP_VENV) .venv-bench .cache
 
 demo: venv docker ## The sandbox: a local container set up like a VPS by site.yml over SSH; prints its URL
 	@scripts/sandbox.sh up

@@ -10,14 +10,19 @@ same wrk settings for each case, so the cases compare like with like:
 4. the same page from a naive Gunicorn (its defaults: one sync worker);
 5. the same static file served by Flask.
 
-Writes bench/results/latest.json, latest.md and latest.png (the provisioning and
-zero-downtime figures, measured by scripts/measure.sh, are merged in when present).
+Before that, scripts/measure-provisioning.sh times a cold site.yml on a fresh
+sandbox, a no-op re-run (with the project's ansible.cfg and with Ansible's
+defaults), a deploy, a failing deploy and a rollback, the last three under constant
+HTTPS load (--warm skips the cold run and keeps the running sandbox).
+
+Writes bench/results/latest.json, latest.md and latest.png.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -170,12 +175,26 @@ def chart(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def measure_provisioning(warm: bool) -> tuple[dict, dict]:
+    """The provisioning figures and the zero-downtime ones (requests sent and failed)."""
+    figures_file = RESULTS / "provisioning.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(ROOT / "scripts" / "measure-provisioning.sh"), *(["--warm"] if warm else [])],
+                   cwd=ROOT, check=True, env={**os.environ, "FLASK_VPS_FIGURES": str(figures_file)})
+    figures = json.loads(figures_file.read_text())
+    downtime = {name: value for name, value in figures.items() if name.endswith(("_requests", "_failed"))}
+    return {name: value for name, value in figures.items() if name not in downtime}, downtime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--warm", action="store_true", help="keep the running sandbox: no cold site.yml")
     args = parser.parse_args()
 
+    started = time.monotonic()
+    provisioning, zero_downtime = measure_provisioning(args.warm)
     cases = measure_throughput(args.seconds, args.connections)
     result = {
         "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -185,10 +204,10 @@ def main() -> int:
         "connections": args.connections,
         "throughput": cases,
         "ratios": ratios(cases),
+        "provisioning": provisioning,
+        "zero_downtime": zero_downtime,
+        "bench_minutes": round((time.monotonic() - started) / 60, 1),
     }
-    extra = RESULTS / "measure.json"
-    if extra.exists():
-        result.update(json.loads(extra.read_text()))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(markdown(result))

@@ -7,7 +7,7 @@ scenario's): commands inside it go through `docker exec`, network checks go from
 this host to the container's address, like an attacker on the same network.
 
     scripts/audit.py --container flask-vps-sandbox --server-name flask-vps.localhost \
-        --ca .cache/sandbox/ca.pem --ssh-key .cache/sandbox/id_ed25519
+        --ca .cache/sandbox/ca.crt --ssh-key .cache/sandbox/id_ed25519
 """
 
 from __future__ import annotations
@@ -44,10 +44,12 @@ class Audit:
     def record(self, check: str, figure: object, threshold: str, passed: bool) -> None:
         self.rows.append(Row(check, str(figure), threshold, bool(passed)))
 
-    def inside(self, *cmd: str, user: str = "root", check: bool = False) -> subprocess.CompletedProcess[str]:
+    def inside(self, *cmd: str, user: str = "root", check: bool = False,
+               stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run cmd in the container; stdin, when given, is how a secret gets in (never argv)."""
         return subprocess.run(
-            ["docker", "exec", "-u", user, self.args.container, *cmd],
-            capture_output=True, text=True, check=check,
+            ["docker", "exec", *(["-i"] if stdin is not None else []), "-u", user, self.args.container, *cmd],
+            capture_output=True, text=True, check=check, input=stdin,
         )
 
 
@@ -88,22 +90,18 @@ def check_systemd(audit: Audit) -> None:
 
 def check_tls(audit: Audit) -> None:
     from sslyze import (
-        Scanner, ServerNetworkConfiguration, ServerNetworkLocation, ServerScanRequest,
-        ServerScanStatusEnum,
+        CertificateInfoExtraArgument, Scanner, ScanCommandsExtraArguments, ServerNetworkConfiguration,
+        ServerNetworkLocation, ServerScanRequest, ServerScanStatusEnum,
     )
     from sslyze.mozilla_tls_profile.tls_config_checker import (
-        SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER, MozillaTlsConfiguration,
-        ServerNotCompliantWithTlsConfiguration, TlsConfigurationEnum,
+        MozillaTlsConfiguration, ServerNotCompliantWithTlsConfiguration, TlsConfigurationEnum,
         check_server_against_tls_configuration,
     )
-    from sslyze.plugins.certificate_info.implementation import CertificateInfoExtraArgument
-    from sslyze.plugins.scan_commands import ScanCommandsExtraArguments
 
     location = ServerNetworkLocation(audit.args.server_name, 443, ip_address=audit.address)
     request = ServerScanRequest(
         server_location=location,
         network_configuration=ServerNetworkConfiguration(audit.args.server_name),
-        scan_commands=SCAN_COMMANDS_NEEDED_BY_MOZILLA_CHECKER,
         scan_commands_extra_arguments=ScanCommandsExtraArguments(
             certificate_info=CertificateInfoExtraArgument(custom_ca_file=Path(audit.args.ca))
         ),
@@ -116,7 +114,7 @@ def check_tls(audit: Audit) -> None:
         return
     try:
         check_server_against_tls_configuration(
-            result, MozillaTlsConfiguration.get(TlsConfigurationEnum.INTERMEDIATE)
+            result, MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE)
         )
         audit.record("TLS: Mozilla intermediate (sslyze)", "compliant", "compliant", True)
     except ServerNotCompliantWithTlsConfiguration as error:
@@ -206,28 +204,47 @@ def secret_value(audit: Audit) -> str:
     raise SystemExit(f"audit: no FLASK_SECRET_KEY in {audit.args.env_file}")
 
 
+# The secret goes to every search on stdin (grep -f -, a Python reading stdin), so
+# the audit itself never puts it in a command line.
+CMDLINE_SEARCH = r"""
+import os, sys
+secret = sys.stdin.read().strip().encode()
+hits = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if secret in f.read():
+                hits.append(pid)
+    except OSError:
+        pass
+print(len(hits))
+"""
+
+
 def check_secrets(audit: Audit) -> None:
     secret = secret_value(audit)
     readable = audit.inside(
-        "sh", "-c",
-        "grep -rlsF --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev -e \"$0\" / 2>/dev/null | head -5",
-        secret, user="nobody",
+        "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-f", "-", "/",
+        user="nobody", stdin=secret + "\n",
     ).stdout.split()
-    audit.record("secret in files readable by non-root", readable or "none", "none", not readable)
-    cmdlines = audit.inside(
-        "sh", "-c", "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done | grep -cF -e \"$0\" || true",
-        secret,
-    ).stdout.strip()
+    audit.record("secret in files readable by non-root", readable[:5] or "none", "none", not readable)
+    cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=secret).stdout.strip()
     audit.record("secret in process command lines", cmdlines, "0", cmdlines == "0")
-    tracked = subprocess.run(["git", "grep", "-lF", "-e", secret], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(["git", "grep", "-lF", "-f", "-"], cwd=ROOT, capture_output=True, text=True,
+                             input=secret + "\n").stdout.split()
     audit.record("secret in tracked files", tracked or "none", "none", not tracked)
     if audit.args.ansible_output:
         text = Path(audit.args.ansible_output).read_text(errors="replace")
-        audit.record("secret in Ansible output (-v run)", secret in text, "False", secret not in text)
+        audit.record("secret in Ansible output (-v run)", "found" if secret in text else "absent", "absent",
+                     secret not in text)
     for env in ("production", "staging"):
         vault = ROOT / "inventories" / env / "group_vars" / "all" / "vault.yml"
-        encrypted = vault.exists() and vault.read_text().startswith("$ANSIBLE_VAULT")
-        audit.record(f"{env} vault file encrypted", encrypted, "True", encrypted)
+        if not vault.exists():
+            audit.record(f"{env} vault.yml encrypted", "not created yet (vault.yml.example)", "encrypted or absent", True)
+            continue
+        encrypted = vault.read_text().startswith("$ANSIBLE_VAULT")
+        audit.record(f"{env} vault.yml encrypted", "encrypted" if encrypted else "PLAIN TEXT", "encrypted or absent",
+                     encrypted)
 
 
 # --- SSH -----------------------------------------------------------------------------
@@ -263,7 +280,8 @@ def check_ssh(audit: Audit) -> None:
 
 def check_lynis(audit: Audit) -> None:
     if audit.inside("sh", "-c", "command -v lynis").returncode != 0:
-        audit.inside("sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lynis >/dev/null", check=True)
+        audit.inside("sh", "-c", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lynis"
+                     " >/dev/null", check=True)
     audit.inside("lynis", "audit", "system", "--quick", "--no-colors")
     report = audit.inside("cat", "/var/log/lynis-report.dat").stdout
     match = re.search(r"^hardening_index=(\d+)", report, re.M)
@@ -293,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--container", default="flask-vps-sandbox")
     parser.add_argument("--server-name", default="flask-vps.localhost")
-    parser.add_argument("--ca", default=str(ROOT / ".cache" / "sandbox" / "ca.pem"))
+    parser.add_argument("--ca", default=str(ROOT / ".cache" / "sandbox" / "ca.crt"))
     parser.add_argument("--ssh-key", default=str(ROOT / ".cache" / "sandbox" / "id_ed25519"))
     parser.add_argument("--ssh-port", type=int, default=22)
     parser.add_argument("--admin-user", default="deploy")

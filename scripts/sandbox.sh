@@ -69,8 +69,8 @@ wait_for_ssh() {
 }
 
 # When this machine reaches PyPI through a TLS-inspecting proxy, its extra CAs
-# (/usr/local/share/ca-certificates) go into the sandbox too, so pip trusts the
-# same chain; as with a real VPS behind such a proxy, that is not the roles' job.
+# (/usr/local/share/ca-certificates) go into the sandbox too, so pip and uv trust
+# the same chain; as with a real VPS behind such a proxy, that is not the roles' job.
 trust_extra_cas() {
   local ca found=0
   for ca in /usr/local/share/ca-certificates/*.crt; do
@@ -80,7 +80,8 @@ trust_extra_cas() {
   done
   [ "$found" -eq 1 ] || return 0
   docker exec "$name" sh -c 'update-ca-certificates >/dev/null 2>&1 &&
-    printf "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n" >/etc/pip.conf'
+    printf "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n" >/etc/pip.conf &&
+    mkdir -p /etc/uv && printf "native-tls = true\n" >/etc/uv/uv.toml'
   say "trusted this machine's extra CAs inside the sandbox"
 }
 

@@ -9,6 +9,9 @@ itself what a host ends up with, so they fail if the link breaks or the order fl
 from __future__ import annotations
 
 import json
+import re
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +65,13 @@ def test_environment_overrides_project_defaults(environment: str, tls_mode: str,
     assert values["tls_domains"] == domains
 
 
-def test_sandbox_secret_comes_from_its_vault_file() -> None:
-    values = host_values("sandbox", "sandbox", ["flask_vps_secret_key"])
-    assert values["flask_vps_secret_key"].startswith("sandbox-only-")
+def test_sandbox_secret_is_random_private_and_kept() -> None:
+    values = host_values("sandbox", "sandbox", ["flask_vps_secret_key", "flask_vps_sandbox_dir"])
+    secret = values["flask_vps_secret_key"]
+    assert re.fullmatch(r"[0-9a-fA-F]{64}", secret), "not 64 random hex digits"
+    kept = Path(values["flask_vps_sandbox_dir"]) / "secret_key"
+    assert kept.read_text().split()[0] == secret
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    # The next run reads the same key (sessions survive), and git knows nothing of it.
+    assert host_values("sandbox", "sandbox", ["flask_vps_secret_key"])["flask_vps_secret_key"] == secret
+    assert run(["git", "grep", "-lF", "-e", secret]).stdout == ""

@@ -38,7 +38,7 @@ BAD_INPUTS = [
      GOOD_STAGING | {"vault_flask_vps_secret_key": "REPLACE_ME_with_python3_-c_import_secrets_print_secrets.token_hex_32"},
      "flask_vps_secret_key"),
     ("sandbox-secret-in-staging", "staging",
-     GOOD_STAGING | {"vault_flask_vps_secret_key": "sandbox-only-1f0e4d2c9b8a7f6e5d4c3b2a19080706f5e4d3c2"},
+     GOOD_STAGING | {"vault_flask_vps_secret_key": "sandbox-only-value-copied-into-staging-by-mistake"},
      "flask_vps_secret_key"),
     ("placeholder-app-secret", "staging", GOOD_STAGING | {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "change-me"}},
      "flask_vps_app_secrets"),

@@ -117,6 +117,32 @@ def test_login_session_gets_a_private_tmpdir(host):
 def test_package_audit_tools_work(host):
     assert host.run("debsums -s base-files").rc == 0
     assert host.run("apt-show-versions base-files").rc == 0
+    assert host.package("apt-listchanges").is_installed
+    assert "CRON_CHECK=weekly" in host.file("/etc/default/debsums").content_string.splitlines()
+
+
+def test_no_security_update_is_pending(host):
+    # apt's view after the role's safe upgrade: nothing upgradable from the security suite.
+    out = host.check_output("apt-get -s upgrade 2>/dev/null | grep '^Inst' | grep -i security || true")
+    assert out == ""
+
+
+def test_rootkit_scanner_runs_daily(host):
+    assert 'RUN_DAILY="true"' in host.file("/etc/chkrootkit/chkrootkit.conf").content_string.splitlines()
+    assert host.run("chkrootkit -V").rc in (0, 1)
+
+
+def test_password_hashing_and_quality(host):
+    defs = host.file("/etc/login.defs").content_string.splitlines()
+    assert "SHA_CRYPT_MIN_ROUNDS 65536" in defs and "SHA_CRYPT_MAX_ROUNDS 65536" in defs
+    assert "pam_pwquality.so" in host.file("/etc/pam.d/common-password").content_string
+
+
+def test_cron_directories_are_roots_alone(host):
+    for path in ["/etc/cron.d", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly"]:
+        d = host.file(path)
+        assert (d.user, d.mode) == ("root", 0o700), path
+    assert host.run("runuser -u nobody -- ls /etc/cron.daily").rc != 0
 
 
 def test_needrestart_only_lists(host):

@@ -3,7 +3,6 @@ connects to the container's address over the Docker bridge."""
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 
@@ -11,14 +10,6 @@ import pytest
 
 OPEN = [2222, 80, 443, 8443]
 CLOSED = [8080, 9000, 5432]
-
-
-@pytest.fixture(scope="module")
-def address(host) -> str:
-    for candidate in host.interface("eth0").addresses:
-        if ipaddress.ip_address(candidate).version == 4:
-            return candidate
-    raise AssertionError("the container has no IPv4 address")
 
 
 @pytest.fixture(scope="module")

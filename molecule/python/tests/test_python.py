@@ -5,12 +5,13 @@ import pytest
 
 
 def test_interpreter_and_venv_packages_are_installed(host):
-    for name in ["python3", "python3-venv", "python3-dev"]:
+    for name in ["python3", "python3-venv", "python3-packaging"]:
         assert host.package(name).is_installed, name
 
 
 def test_build_tools_stay_off_by_default(host):
     assert not host.package("build-essential").is_installed
+    assert not host.package("python3-dev").is_installed
     assert host.run("command -v gcc").rc != 0
 
 

@@ -29,9 +29,11 @@ ROOT = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve(
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 # This run's own files live under the project's .cache, not in pytest's or
 # Molecule's temporary directories: concurrent pytest sessions prune old
-# basetemp directories, which removed them mid-run. The converge fetches the CA
-# here (molecule/site/host_vars), and the inventory is copied here once.
-WORK = ROOT / ".cache" / "molecule-site" / f"fv-site-{os.environ.get('MOLECULE_DISTRO', 'debian13')}"
+# basetemp directories, which removed them mid-run. prepare.yml makes the
+# operator's key here, the converge fetches the CA here
+# (molecule/site/group_vars/flask_vps.yml), and the inventory is copied here once.
+CONTAINER = f"fv-site-{os.environ.get('MOLECULE_DISTRO', 'debian13')}{os.environ.get('FLASK_VPS_NAME_SUFFIX', '')}"
+WORK = ROOT / ".cache" / "molecule-site" / CONTAINER
 WORK.mkdir(parents=True, exist_ok=True)
 INVENTORY = WORK / "inventory"
 if (EPHEMERAL / "inventory").is_dir():
@@ -192,7 +194,9 @@ def test_a_note_written_through_the_app_is_stored(address: str) -> None:
 
 
 def test_check_diff_finds_nothing_to_change() -> None:
-    result = playbook("site.yml", "--check", "--diff")
+    # Verbose, and kept: the audit at the end searches it for the secret.
+    result = playbook("site.yml", "--check", "--diff", "-v")
+    (WORK / "check-diff-v.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     counts = recap(result.stdout)
     assert counts["changed"] == 0 and counts["failed"] == 0, result.stdout[-6000:]
@@ -260,3 +264,13 @@ def test_rollback_reads_current_not_the_newest_folder(host, address: str) -> Non
 def test_note_survives_the_rollbacks(address: str) -> None:
     _, data = request(address, "/api/notes")
     assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
+
+
+def test_outside_audit_passes() -> None:
+    """scripts/audit.py (make audit on the sandbox) on this host: every threshold holds."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "audit.py"), "--container", CONTAINER, "--server-name", SITE,
+         "--ca", str(CA_FILE), "--ssh-key", str(WORK / "operator_ed25519"),
+         "--ansible-output", str(WORK / "check-diff-v.log"), "--json", str(WORK / "audit.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]

@@ -3,7 +3,6 @@ test host over the Docker network, as the operator or an attacker would try."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import socket
@@ -20,15 +19,6 @@ SSH_OPTIONS = [
     "-o", "UserKnownHostsFile=/dev/null",
     "-o", "ConnectTimeout=5",
 ]
-
-
-@pytest.fixture(scope="module")
-def address(host) -> str:
-    """The container's IPv4 address on the Docker bridge."""
-    for candidate in host.interface("eth0").addresses:
-        if ipaddress.ip_address(candidate).version == 4:
-            return candidate
-    raise AssertionError("the container has no IPv4 address")
 
 
 def ssh(address: str, user: str, *args: str, command: str = "true", batch: bool = True,
@@ -109,8 +99,11 @@ def test_effective_sshd_settings(host):
         "allowagentforwarding no",
         "x11forwarding no",
         "permittunnel no",
+        "maxsessions 2",
     ]:
         assert line in settings, line
+    config = host.file("/etc/ssh/sshd_config")
+    assert (config.user, config.group, config.mode) == ("root", "root", 0o600)
     root = host.check_output("sshd -T -C user=root,host=test,addr=192.0.2.1").splitlines()
     assert "permitrootlogin no" in root
     assert "passwordauthentication no" in root

@@ -1,70 +1,8 @@
-"""Helpers to talk to the container's nginx from the test host, as a client would."""
+"""Helpers to talk to the container's nginx from the test host, as a client would: molecule/shared/pytest_helpers/frontdoor.py."""
 
-from __future__ import annotations
-
-import http.client
-import ipaddress
-import os
-import socket
-import ssl
-import subprocess
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
-import pytest
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent
-PROJECT_DIR = SCENARIO_DIR.parent.parent
-
-
-@dataclass
-class Response:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-
-
-def request(ip: str, host: str, path: str = "/", *, tls: bool = True, cafile: str | None = None,
-            method: str = "GET", headers: dict[str, str] | None = None, body: bytes | None = None,
-            port: int | None = None) -> Response:
-    """Send one HTTP/1.1 request to ip with the given Host header (and SNI)."""
-    port = port or (443 if tls else 80)
-    sock = socket.create_connection((ip, port), timeout=10)
-    if tls:
-        context = ssl.create_default_context(cafile=cafile)
-        sock = context.wrap_socket(sock, server_hostname=host)
-    conn = http.client.HTTPConnection(ip, port, timeout=10)
-    conn.sock = sock
-    conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
-    response = conn.getresponse()
-    result = Response(response.status, response.headers, response.read())
-    conn.close()
-    return result
-
-
-def container_ip(host) -> str:
-    for address in host.interface("eth0").addresses:
-        if ipaddress.ip_address(address).version == 4:
-            return address
-    raise AssertionError("the container has no IPv4 address on eth0")
-
-
-def run_playbook(playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Run a playbook of this scenario against Molecule's inventory with the project's venv."""
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT_DIR / "roles"), ANSIBLE_FORCE_COLOR="false")
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    ansible_playbook = PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"
-    return subprocess.run([str(ansible_playbook), "-i", inventory, str(SCENARIO_DIR / playbook), *extra],
-                          capture_output=True, text=True, env=env, cwd=SCENARIO_DIR, check=False, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def ip(host) -> str:
-    return container_ip(host)
-
-
-@pytest.fixture(scope="module")
-def cafile() -> str:
-    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ca.crt"
-    assert path.is_file(), f"the CA certificate was not fetched to {path}"
-    return str(path)
+from pytest_helpers.frontdoor import cafile, ip, request, run_playbook  # noqa: E402,F401

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import ssl
-import time
 import tempfile
 
 import pytest
@@ -12,6 +9,8 @@ import requests
 import urllib3
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
+
+from pytest_helpers.certificates import certificate_probes
 
 NAME = "acme.flask-vps.test"
 
@@ -24,20 +23,7 @@ def pebble_pem(ip: str, path: str) -> str:
     return response.text
 
 
-def served_serial_changes(ip: str, cafile: str, before: int) -> bool:
-    """nginx's old workers finish their connections after a reload: wait a little."""
-    for _ in range(20):
-        if served_certificate(ip, cafile).serial_number != before:
-            return True
-        time.sleep(0.5)
-    return False
-
-
-def served_certificate(ip: str, cafile: str) -> x509.Certificate:
-    context = ssl.create_default_context(cafile=cafile)
-    with socket.create_connection((ip, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=NAME) as tls:
-            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+served_certificate, served_serial_changes = certificate_probes(NAME)
 
 
 @pytest.fixture(scope="module")

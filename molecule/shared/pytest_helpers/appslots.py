@@ -1,0 +1,91 @@
+"""Helpers shared by the flask_app, gunicorn_systemd and gunicorn_supervisor tests:
+run a deploy from the test (as an operator would) and talk to the app's sockets from
+inside the container as a chosen user."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .network import PROJECT_DIR as ROOT, scenario_dir
+
+APP_DIR = ROOT / "app"
+# The same value the scenarios' converge.yml set; tests look for it everywhere.
+SECRET = "molecule-only-3c1e0f5b9d2a4e7c8b6a1f0e9d8c7b6a5f4e3d2c"
+APP = "flaskapp"
+
+PROBE = """
+import http.client, json, socket, sys
+class Conn(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(sys.argv[1])
+try:
+    c = Conn("localhost")
+    c.request("GET", sys.argv[2], headers={"Host": "localhost"})
+    r = c.getresponse()
+    print(json.dumps({"status": r.status, "body": r.read().decode()}))
+except OSError as e:
+    print(json.dumps({"status": 0, "body": type(e).__name__ + ": " + str(e)}))
+"""
+
+
+def run_playbook(extra_vars: dict | None = None, playbook: str = "converge.yml",
+                 scenario: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one of the playbooks of the scenario under test (or of scenario) against its container, with -v."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_PIPELINING="1",
+        ANSIBLE_FORCE_COLOR="false",
+        ANSIBLE_HOST_KEY_CHECKING="false",
+    )
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+        "-v",
+        "-i",
+        os.environ["MOLECULE_INVENTORY_FILE"],
+        str((scenario or scenario_dir()) / playbook),
+        "-e",
+        json.dumps(extra_vars or {}),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+
+
+def app_copy(tmp_path: Path) -> Path:
+    """A copy of app/ that a test may break or extend."""
+    dest = tmp_path / "app"
+    shutil.copytree(APP_DIR, dest, ignore=shutil.ignore_patterns("tests", "__pycache__", ".coverage", "instance", ".venv"))
+    return dest
+
+
+def get(host, path: str, slot_socket: str, user: str = "www-data") -> tuple[int, str]:
+    """GET path through a unix socket, from inside the container, as user."""
+    out = host.check_output(f"runuser -u {user} -- python3 -c {quote(PROBE)} {slot_socket} {path}")
+    answer = json.loads(out)
+    return answer["status"], answer["body"]
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+def live_state(host) -> dict:
+    return json.loads(host.file(f"/var/lib/flask-vps/{APP}.gunicorn.json").content_string)
+
+
+def live_socket(host) -> str:
+    return f"/run/{APP}/{live_state(host)['slot']}.sock"
+
+
+@pytest.fixture
+def live(host):
+    state = live_state(host)
+    state["socket"] = f"/run/{APP}/{state['slot']}.sock"
+    return state

@@ -1,0 +1,68 @@
+"""Deploys run from the test as an operator would: a broken release never takes
+traffic, a release with new requirements serves them, secrets stay out of the log.
+Runs after the state tests (pytest collects this file after test_serving.py).
+
+Collected from molecule/gunicorn_{systemd,supervisor}/tests/test_releases.py."""
+
+from __future__ import annotations
+
+import json
+
+from .appslots import APP, SECRET, app_copy, get, live_state, run_playbook
+
+
+def test_second_converge_changes_nothing_and_logs_no_secret(host):
+    result = run_playbook()
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "changed=0" in result.stdout and "failed=0" in result.stdout
+    assert SECRET not in result.stdout + result.stderr
+
+
+def test_release_failing_its_health_check_leaves_the_old_one_serving(host, tmp_path):
+    before = live_state(host)
+    broken = app_copy(tmp_path)
+    (broken / "wsgi.py").write_text('raise RuntimeError("broken on purpose by the test")\n')
+
+    result = run_playbook({"flask_app_source_dir": str(broken), "flask_app_pre_hooks": []})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "did not pass its health check" in output
+    assert "broken on purpose by the test" in output, "the release's own output"
+    assert SECRET not in output
+
+    after = live_state(host)
+    assert after == before
+    status, body = get(host, "/healthz", f"/run/{APP}/{before['slot']}.sock")
+    assert status == 200 and json.loads(body)["release"] == before["release"]
+    # The failed release stays marked until the next run deletes it.
+    marked = host.check_output(f"ls /srv/{APP}/releases/*/.unfinished 2>/dev/null || true").split()
+    assert len(marked) == 1
+
+    rerun = run_playbook()
+    assert rerun.returncode == 0, rerun.stdout[-4000:]
+    assert host.check_output(f"ls /srv/{APP}/releases/*/.unfinished 2>/dev/null || true") == ""
+    assert live_state(host) == before
+
+
+def test_release_with_new_requirements_serves_them(host, tmp_path):
+    before = live_state(host)
+    app = app_copy(tmp_path)
+    with (app / "requirements.txt").open("a") as requirements:
+        requirements.write("six==1.16.0\n")
+    with (app / "wsgi.py").open("a") as wsgi:
+        wsgi.write('\nimport six\n\n\n@app.get("/dependency")\ndef dependency():\n    return {"six": six.__version__}\n')
+
+    result = run_playbook({"flask_app_source_dir": str(app)})
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert SECRET not in result.stdout + result.stderr
+
+    after = live_state(host)
+    assert after["release"] != before["release"] and after["slot"] != before["slot"]
+    status, body = get(host, "/dependency", f"/run/{APP}/{after['slot']}.sock")
+    assert status == 200 and json.loads(body) == {"six": "1.16.0"}
+    assert not host.file(f"/run/{APP}/{before['slot']}.sock").exists
+
+
+# What `from pytest_helpers.gunicorn_releases import *` brings into a scenario's test module:
+# the test cases, in this order.
+__all__ = [name for name in list(globals()) if name.startswith("test_")]
