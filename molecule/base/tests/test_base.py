@@ -138,6 +138,20 @@ def test_password_hashing_and_quality(host):
     assert "pam_pwquality.so" in host.file("/etc/pam.d/common-password").content_string
 
 
+def test_idle_shells_end_and_failed_logins_are_logged(host):
+    assert host.check_output("bash -lc 'echo $TMOUT'") == "900"
+    assert host.run("bash -lc 'TMOUT=0'").rc != 0  # read-only
+    assert "FAILLOG_ENAB yes" in host.file("/etc/login.defs").content_string.splitlines()
+
+
+def test_only_root_may_run_the_assembler(host):
+    assembler = host.check_output("readlink -f /usr/bin/as")
+    f = host.file(assembler)
+    assert (f.user, f.group, f.mode) == ("root", "root", 0o750)
+    assert assembler in host.check_output("dpkg-statoverride --list")
+    assert host.run("runuser -u nobody -- /usr/bin/as --version").rc != 0
+
+
 def test_cron_directories_are_roots_alone(host):
     for path in ["/etc/cron.d", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly"]:
         d = host.file(path)

@@ -62,6 +62,14 @@ def test_admin_has_sudo(address):
     assert result.stdout.strip() == "0"
 
 
+def test_a_user_other_than_the_admin_cannot_log_in_even_with_a_key(host, address):
+    host.run_test("id fvother || useradd --create-home --shell /bin/sh fvother")
+    host.run_test("install -d -o fvother -g fvother -m 0700 /home/fvother/.ssh && "
+                  "install -o fvother -g fvother -m 0600 /home/deploy/.ssh/authorized_keys /home/fvother/.ssh/")
+    assert with_key(address, "fvother").returncode != 0
+    assert with_key(address, "deploy").returncode == 0
+
+
 def test_sudoers_file_is_private(host):
     sudoers = host.file("/etc/sudoers.d/flask-vps-deploy")
     assert sudoers.mode == 0o440
@@ -100,6 +108,7 @@ def test_effective_sshd_settings(host):
         "x11forwarding no",
         "permittunnel no",
         "maxsessions 2",
+        "allowusers deploy",
     ]:
         assert line in settings, line
     config = host.file("/etc/ssh/sshd_config")
@@ -142,7 +151,7 @@ def test_fail2ban_watches_sshd_in_the_journal(host):
     assert "Journal matches" in status  # the systemd backend
     assert "sshd" in host.check_output("fail2ban-client status")
     assert host.check_output("fail2ban-client get sshd bantime") == "600"
-    assert host.check_output("fail2ban-client get sshd maxretry") == "12"
+    assert host.check_output("fail2ban-client get sshd maxretry") == "20"
 
 
 def test_only_ssh_http_and_https_are_reachable(host, address):
@@ -214,7 +223,7 @@ def banned_addresses(host) -> list[str]:
 
 def test_zz_fail2ban_bans_repeated_failures(host, address):
     # Last in the file: it bans the test host, then lifts the ban.
-    for _ in range(30):
+    for _ in range(45):
         ssh(address, "root", "-o", "PreferredAuthentications=publickey", "-o", "PubkeyAuthentication=no")
         banned = banned_addresses(host)
         if banned:
