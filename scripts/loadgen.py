@@ -73,8 +73,9 @@ class Totals:
 class SiteConnection(http.client.HTTPSConnection):
     """HTTPS to a fixed address while presenting (SNI) and checking the site's name."""
 
-    def __init__(self, address: tuple[str, int], server_name: str, context: ssl.SSLContext) -> None:
-        super().__init__(server_name, address[1], context=context, timeout=10)
+    def __init__(self, address: tuple[str, int], server_name: str, context: ssl.SSLContext,
+                 timeout: float = 10.0) -> None:
+        super().__init__(server_name, address[1], context=context, timeout=timeout)
         # http.client opens the socket to (host, port) and takes SNI from host:
         # open it to the given address instead and keep the name for TLS.
         self._create_connection = lambda _addr, timeout, source: socket.create_connection(address, timeout, source)
@@ -96,7 +97,7 @@ def worker(args: argparse.Namespace, totals: Totals, deadline: float, context: s
         for attempt in (1, 2):
             try:
                 if conn is None:
-                    conn = SiteConnection((host, int(connect_port)), server_name, context)
+                    conn = SiteConnection((host, int(connect_port)), server_name, context, args.timeout)
                     reused = False
                 conn.request("GET", path, headers={"Host": url.netloc, "User-Agent": "flask-vps-loadgen"})
                 response = conn.getresponse()
@@ -145,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000, help="stop after this many requests")
     parser.add_argument("--seconds", type=float, default=120.0, help="stop after this many seconds")
     parser.add_argument("--concurrency", type=int, default=4, help="worker threads")
+    parser.add_argument("--timeout", type=float, default=10.0,
+                        help="seconds a request may take before it counts as failed")
     parser.add_argument("--pause", type=float, default=0.0, help="seconds each worker waits between requests")
     parser.add_argument("--stop-file", help="stop as soon as this file exists")
     args = parser.parse_args(argv)
