@@ -85,7 +85,7 @@ noop=$seconds
 
 # Ansible's own defaults: no pipelining, a new SSH connection for every task (no
 # ControlPersist), facts gathered again (no cache). Only the roles path is kept.
-defaults_cfg=$(mktemp)
+defaults_cfg=$(mktemp --suffix=.cfg)
 printf '[defaults]\nroles_path = %s/roles\n[ssh_connection]\npipelining = False\nssh_args = -o ControlMaster=no\n' \
   "$PWD" >"$defaults_cfg"
 ANSIBLE_CONFIG=$defaults_cfg timed noop-defaults playbooks/site.yml
