@@ -9,7 +9,7 @@ DISTRO ?= debian13
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := false
 
-.PHONY: help setup venv app-venv docker images lint app-test molecule molecule-all test \
+.PHONY: help setup venv app-venv docker images apt-cache lint app-test molecule molecule-all test \
 	demo demo-deploy demo-rollback demo-destroy bench audit clean
 
 help: ## List the targets
@@ -28,7 +28,10 @@ images: docker ## Build the Debian 13 and 12 test images (once per change of the
 	@scripts/build-image.sh debian13 >/dev/null
 	@scripts/build-image.sh debian12 >/dev/null
 
-setup: venv docker images ## Everything the tests and the sandbox need
+apt-cache: docker ## Start the package cache the test containers share (apt-cacher-ng)
+	@scripts/apt-cache.sh >/dev/null
+
+setup: venv docker images apt-cache ## Everything the tests and the sandbox need
 
 lint: venv ## yamllint, ansible-lint (production profile), syntax checks, collections
 	$(BIN)/pytest tests/test_lint.py

@@ -84,6 +84,9 @@ done
 # under the tests' parallel load go several times faster; nothing a role does
 # depends on it.
 echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-apt-speedup"
+# The same for man-db: no rebuild of the man page index after every install (CI
+# images do this; a VPS with man pages but a stale `apropos` behaves the same).
+echo 'man-db man-db/auto-update boolean false' | chroot "$rootfs" debconf-set-selections
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
 tar -C "$rootfs" -c . | docker import \

@@ -21,8 +21,11 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def apt_proxy() -> str:
-    """An apt proxy (such as apt-cacher-ng) the test containers should use, if any."""
-    return os.environ.get("FLASK_VPS_APT_PROXY", "")
+    """The package cache the test containers share (scripts/apt-cache.sh), if any."""
+    result = run(["scripts/apt-cache.sh"])
+    if result.returncode != 0:
+        pytest.fail(f"starting the shared package cache failed:\n{result.stderr[-4000:]}")
+    return result.stdout.strip()
 
 
 def image_for(distro: str) -> str:

@@ -208,6 +208,22 @@ def test_check_diff_finds_nothing_to_change(address: str) -> None:
     assert counts["changed"] == 0 and counts["failed"] == 0, result.stdout[-6000:]
 
 
+def test_check_of_a_new_release_reports_the_switch_and_starts_nothing(host, address: str) -> None:
+    # deploy.yml --check with code that would make a new release: the run succeeds,
+    # says what a real run would switch, and nothing is built, started or served.
+    before = served_release(address)
+    releases = host.check_output("ls -1 /srv/flaskapp/releases")
+    units = host.check_output("systemctl list-units --no-legend --plain 'flaskapp@*'")
+    source = app_copy(f"\n# site scenario, checked only {uuid.uuid4().hex}\n")
+    result = playbook("deploy.yml", "--check", "-e", f"flask_vps_app_source_dir={source}")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert "Check mode: release" in result.stdout and "nothing was started" in result.stdout, result.stdout[-6000:]
+    assert recap(result.stdout)["changed"] > 0, result.stdout[-6000:]
+    assert host.check_output("ls -1 /srv/flaskapp/releases") == releases
+    assert host.check_output("systemctl list-units --no-legend --plain 'flaskapp@*'") == units
+    assert served_release(address) == before
+
+
 def test_deploy_under_load_drops_nothing(address: str) -> None:
     before = served_release(address)
     source = app_copy(f"\n# site scenario release {uuid.uuid4().hex}\n")
