@@ -10,7 +10,7 @@ same wrk settings for each case, so the cases compare like with like:
 4. the same page from a naive Gunicorn (its defaults: one sync worker);
 5. the same static file served by Flask.
 
-Before that, scripts/measure-provisioning.sh times a cold site.yml on a fresh
+Before that, bench/provisioning.py times a cold site.yml on a fresh
 sandbox, a no-op re-run (with the project's ansible.cfg and with Ansible's
 defaults), a deploy, a failing deploy and a rollback, the last three under constant
 HTTPS load (--warm skips the cold run and keeps the running sandbox).
@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import re
 import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+import provisioning  # bench/provisioning.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -177,11 +178,7 @@ def chart(result: dict, path: Path) -> None:
 
 def measure_provisioning(warm: bool) -> tuple[dict, dict]:
     """The provisioning figures and the zero-downtime ones (requests sent and failed)."""
-    figures_file = RESULTS / "provisioning.json"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(ROOT / "scripts" / "measure-provisioning.sh"), *(["--warm"] if warm else [])],
-                   cwd=ROOT, check=True, env={**os.environ, "FLASK_VPS_FIGURES": str(figures_file)})
-    figures = json.loads(figures_file.read_text())
+    figures = provisioning.measure(warm)
     downtime = {name: value for name, value in figures.items() if name.endswith(("_requests", "_failed"))}
     return {name: value for name, value in figures.items() if name not in downtime}, downtime
 

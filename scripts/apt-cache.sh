@@ -38,11 +38,14 @@ fi
 url="http://$gateway:$port"
 
 dir=$PWD/.cache/apt-cacher-ng
+answers() { curl -fsS -o /dev/null --max-time 3 "$url/acng-report.html" 2>/dev/null; }
+if answers; then
+  echo "$url"; exit 0
+fi
+
 mkdir -p "$dir/cache" "$dir/log" "$dir/conf"
 exec 9>"$dir/lock"
-flock 9   # parallel test workers ask at the same time; one starts the cache
-
-answers() { curl -fsS -o /dev/null --max-time 3 "$url/acng-report.html" 2>/dev/null; }
+flock -w 120 9   # parallel test workers ask at the same time; one starts the cache
 
 if ! answers; then
   if ! command -v apt-cacher-ng >/dev/null 2>&1 && [ ! -x /usr/sbin/apt-cacher-ng ]; then
@@ -64,7 +67,8 @@ BindAddress: $gateway
 ReportPage: acng-report.html
 ExThreshold: 4
 CONF
-  /usr/sbin/apt-cacher-ng -c "$dir/conf" ForeGround=0 >>"$dir/log/start.log" 2>&1
+  # 9>&-: the daemon must not inherit (and so hold forever) the lock.
+  /usr/sbin/apt-cacher-ng -c "$dir/conf" ForeGround=0 >>"$dir/log/start.log" 2>&1 9>&-
   for _ in $(seq 1 30); do
     answers && break
     sleep 1

@@ -15,6 +15,9 @@ seen in /healthz answers, in order of first appearance), retried_stale_keepalive
 keep-alive connection without answering, as browsers do), elapsed seconds.
 
 It only sends to the address it is given: loopback or the project's own containers.
+
+`during(command, load_args)` runs a command (a playbook) while this generator keeps
+asking: the one way the site scenario and the benchmark measure zero downtime.
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ import json
 import os
 import socket
 import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -169,6 +175,30 @@ def main(argv: list[str] | None = None) -> int:
                "elapsed": round(time.monotonic() - started, 2)}, sys.stdout)
     sys.stdout.write("\n")
     return 0
+
+
+def during(command: list[str], load_args: list[str], settle: float = 2.0,
+           **run_kwargs) -> tuple[subprocess.CompletedProcess[str], dict, float]:
+    """Run command while the generator (given load_args) keeps asking.
+
+    The load starts `settle` seconds before the command and stops `settle` seconds
+    after it. Returns the command's result (output captured as text), the load's
+    figures, and the command's own duration in seconds.
+    """
+    with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
+        stop = Path(tmp) / "stop"
+        load = subprocess.Popen([sys.executable, __file__, *load_args, "--stop-file", str(stop)],
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(settle)
+            started = time.monotonic()
+            result = subprocess.run(command, capture_output=True, text=True, check=False, **run_kwargs)
+            seconds = time.monotonic() - started
+            time.sleep(settle)
+        finally:
+            stop.touch()
+            out, _ = load.communicate(timeout=120)
+    return result, json.loads(out), seconds
 
 
 if __name__ == "__main__":

@@ -5,14 +5,13 @@ inside the container as a chosen user."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from .network import PROJECT_DIR as ROOT, scenario_dir
+from .network import PROJECT_DIR as ROOT, ansible_playbook, scenario_dir
 
 APP_DIR = ROOT / "app"
 # The same value the scenarios' converge.yml set; tests look for it everywhere.
@@ -39,23 +38,8 @@ except OSError as e:
 def run_playbook(extra_vars: dict | None = None, playbook: str = "converge.yml",
                  scenario: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run one of the playbooks of the scenario under test (or of scenario) against its container, with -v."""
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
-        ANSIBLE_PIPELINING="1",
-        ANSIBLE_FORCE_COLOR="false",
-        ANSIBLE_HOST_KEY_CHECKING="false",
-    )
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "ansible-playbook"),
-        "-v",
-        "-i",
-        os.environ["MOLECULE_INVENTORY_FILE"],
-        str((scenario or scenario_dir()) / playbook),
-        "-e",
-        json.dumps(extra_vars or {}),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+    return ansible_playbook((scenario or scenario_dir()) / playbook, "-v", "-e", json.dumps(extra_vars or {}),
+                            ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="false")
 
 
 def app_copy(tmp_path: Path) -> Path:

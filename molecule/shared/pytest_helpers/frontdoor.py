@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .network import PROJECT_DIR, container_ip, ip, scenario_dir  # noqa: F401
+from .network import ansible_playbook, ip, scenario_dir  # noqa: F401  (ip: the fixture, for the conftests)
 
 
 @dataclass
@@ -42,14 +42,9 @@ def request(ip: str, host: str, path: str = "/", *, tls: bool = True, cafile: st
 
 
 def run_playbook(playbook: str, *extra: str, scenario: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a playbook of the scenario under test (or of scenario) against Molecule's
-    inventory with the project's venv."""
+    """Run a playbook of the scenario under test (or of scenario) against its container, from the scenario's folder."""
     scenario = scenario or scenario_dir()
-    env = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT_DIR / "roles"), ANSIBLE_FORCE_COLOR="false")
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
-    ansible_playbook = PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"
-    return subprocess.run([str(ansible_playbook), "-i", inventory, str(scenario / playbook), *extra],
-                          capture_output=True, text=True, env=env, cwd=scenario, check=False, timeout=900)
+    return ansible_playbook(scenario / playbook, *extra, cwd=scenario)
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,11 @@
-"""The container as the test host reaches it over the Docker bridge."""
+"""The container as the test host reaches it: over the Docker bridge, and through
+ansible-playbook with Molecule's inventory."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,16 @@ PROJECT_DIR = Path(__file__).resolve().parents[3]
 def scenario_dir() -> Path:
     """The scenario whose tests run: Molecule's verifier sets MOLECULE_SCENARIO_DIRECTORY."""
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+
+
+def ansible_playbook(playbook: Path, *args: str, cwd: Path | None = None,
+                     **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one playbook against the scenario's container (Molecule's inventory) with
+    the project's venv and roles, as an operator would; env adds ANSIBLE_* settings."""
+    environ = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT_DIR / "roles"), ANSIBLE_FORCE_COLOR="false", **env)
+    command = [str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+               str(playbook), *args]
+    return subprocess.run(command, capture_output=True, text=True, env=environ, cwd=cwd, check=False, timeout=900)
 
 
 def container_ip(host) -> str:

@@ -17,8 +17,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -40,6 +38,8 @@ if (EPHEMERAL / "inventory").is_dir():
     shutil.copytree(EPHEMERAL / "inventory", INVENTORY, symlinks=True, dirs_exist_ok=True)
 CA_FILE = WORK / "ca.crt"
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import loadgen  # noqa: E402  (scripts/loadgen.py: the load and its during())
 STATE: dict[str, str] = {}
 
 
@@ -75,12 +75,17 @@ def served_release(address: str) -> str:
     return json.loads(data)["release"]
 
 
-def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+def playbook_run(name: str, *args: str) -> tuple[list[str], dict]:
+    """The command line and settings that run one of the project's playbooks here."""
     env = dict(os.environ, ANSIBLE_ROLES_PATH=str(ROOT / "roles"), ANSIBLE_FORCE_COLOR="false",
                PATH=f"{BIN}:{os.environ['PATH']}")
     env.pop("ANSIBLE_CONFIG", None)
-    return subprocess.run([str(BIN / "ansible-playbook"), f"playbooks/{name}", "-i", str(INVENTORY), *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    return [str(BIN / "ansible-playbook"), f"playbooks/{name}", "-i", str(INVENTORY), *args], {"cwd": ROOT, "env": env}
+
+
+def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command, settings = playbook_run(name, *args)
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, **settings)
 
 
 def app_copy(wsgi_extra: str) -> Path:
@@ -95,23 +100,16 @@ def app_copy(wsgi_extra: str) -> Path:
 
 def under_load(address: str, name: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     """Run a playbook while scripts/loadgen.py keeps requesting /healthz over HTTPS."""
-    stop = WORK / f"stop-{uuid.uuid4().hex}"
-    load = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "loadgen.py"), "--url", f"https://{SITE}/healthz",
-         "--connect", f"{address}:443", "--cacert", str(CA_FILE), "--requests", "50000",
-         "--seconds", "600", "--concurrency", "4", "--stop-file", str(stop),
+    command, settings = playbook_run(name, *args)
+    result, load, _ = loadgen.during(
+        command,
+        ["--url", f"https://{SITE}/healthz", "--connect", f"{address}:443", "--cacert", str(CA_FILE),
+         "--requests", "50000", "--seconds", "600", "--concurrency", "4",
          # A request still waiting after 30 s counts as failed; the test machine
          # runs other scenarios beside this one, so 10 s would measure the machine.
          "--timeout", "30"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(2)
-        result = playbook(name, *args)
-        time.sleep(2)
-    finally:
-        stop.touch()
-        out, _ = load.communicate(timeout=60)
-    return result, json.loads(out)
+        timeout=900, **settings)
+    return result, load
 
 
 def recap(output: str) -> dict[str, int]:

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""The provisioning and zero-downtime figures, measured on the sandbox.
+
+1. cold site.yml on a fresh container (the sandbox is removed and made again);
+2. a no-op re-run of site.yml (time and changed count; aim: under 30 s, 0 changed),
+   then the same with Ansible's defaults (no pipelining, no ControlPersist, no fact
+   cache), and the ratio of the two;
+3. deploy.yml of a code change (aim: under 20 s), under HTTPS load on loopback;
+4. deploy.yml of a release that never passes its health check (must fail);
+5. rollback.yml;
+with the requests sent and failed during 3, 4 and 5 (failed must be 0).
+
+    bench/provisioning.py            all of the above (removes the sandbox first)
+    bench/provisioning.py --warm     skip 1: measure on the running sandbox
+
+Prints one line per figure; `make bench` (bench/run.py) calls measure() and puts
+the figures in bench/results/. Every playbook's output is kept in
+.cache/sandbox/logs/measure-<name>.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import loadgen  # noqa: E402  (scripts/loadgen.py: the load and its during())
+
+STATE = ROOT / ".cache" / "sandbox"
+HTTPS_PORT = os.environ.get("FLASK_VPS_SANDBOX_HTTPS_PORT", "8443")
+ENV = {**os.environ, "ANSIBLE_FORCE_COLOR": "false"}
+BROKEN = '''
+
+# Broken on purpose by bench/provisioning.py: imports, but never healthy.
+from flask import abort, request
+
+
+@app.before_request
+def refuse_health():
+    if request.path == "/healthz":
+        abort(503)
+'''
+
+
+def command(playbook: str, *args: str) -> list[str]:
+    return [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", "inventories/sandbox", f"playbooks/{playbook}",
+            *args]
+
+
+def changed(output: str) -> int:
+    found = re.findall(r"^sandbox\s+:.*changed=(\d+)", output, re.M)
+    return int(found[-1]) if found else -1
+
+
+def finish(name: str, result: subprocess.CompletedProcess[str], expect_failure: bool = False) -> None:
+    log = STATE / "logs" / f"measure-{name}.log"
+    log.write_text(result.stdout + result.stderr)
+    if expect_failure and result.returncode == 0:
+        raise SystemExit(f"measure: {name} should have failed but did not; see {log}")
+    if not expect_failure and result.returncode != 0:
+        raise SystemExit(f"measure: {name} failed (exit {result.returncode}); see {log}\n{result.stdout[-3000:]}")
+
+
+def timed(name: str, cmd: list[str], env: dict | None = None) -> tuple[float, int]:
+    started = time.monotonic()
+    result = subprocess.run(cmd, cwd=ROOT, env=env or ENV, capture_output=True, text=True, check=False)
+    seconds = time.monotonic() - started
+    finish(name, result)
+    return round(seconds, 1), changed(result.stdout)
+
+
+def under_load(name: str, cmd: list[str], expect_failure: bool = False) -> tuple[float, int, dict]:
+    result, load, seconds = loadgen.during(
+        cmd,
+        ["--url", f"https://flask-vps.localhost:{HTTPS_PORT}/healthz", "--connect", f"127.0.0.1:{HTTPS_PORT}",
+         "--cacert", str(STATE / "ca.crt"), "--requests", "100000", "--seconds", "600", "--concurrency", "4"],
+        cwd=ROOT, env=ENV)
+    finish(name, result, expect_failure)
+    if load["failed"]:
+        print(f"measure: {name}: {load['failed']} failed requests: {load['errors']}", file=sys.stderr)
+    return round(seconds, 1), changed(result.stdout), load
+
+
+def app_copy(where: Path, extra: str) -> Path:
+    target = where / "app"
+    shutil.copytree(ROOT / "app", target, ignore=shutil.ignore_patterns(".venv", "__pycache__", "instance",
+                                                                          ".pytest_cache", "tests"))
+    with (target / "wsgi.py").open("a") as wsgi:
+        wsgi.write(extra)
+    return target
+
+
+def measure(warm: bool) -> dict[str, float]:
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    figures: dict[str, float] = {}
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    if not warm:
+        # The fresh container gets its packages through the shared package cache
+        # (scripts/apt-cache.sh), like the test containers: the figure measures
+        # Ansible, dpkg and the roles, not this machine's link to the mirror. The
+        # first run on a new machine fills the cache (make test fills it too).
+        proxy = subprocess.run(["scripts/apt-cache.sh"], cwd=ROOT, capture_output=True, text=True,
+                               check=True).stdout.strip()
+        subprocess.run(["scripts/sandbox.sh", "down"], cwd=ROOT, check=True)
+        subprocess.run(["scripts/sandbox.sh", "up"], cwd=ROOT, check=True, env={**ENV, "FLASK_VPS_APT_PROXY": proxy})
+        seconds, count = timed("cold", command("site.yml"))
+        say(f"cold site.yml:            {seconds} s, changed={count} (packages: {proxy or 'from the mirror'})")
+        figures.update(cold_site_seconds=seconds, cold_site_changed=count)
+
+    seconds, count = timed("noop", command("site.yml"))
+    say(f"no-op site.yml:           {seconds} s, changed={count}")
+    figures.update(noop_site_seconds=seconds, noop_site_changed=count)
+
+    # Ansible's own defaults: no pipelining, a new SSH connection for every task
+    # (no ControlPersist), facts gathered again (no cache). Only the roles path is kept.
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg") as defaults:
+        defaults.write(f"[defaults]\nroles_path = {ROOT}/roles\n"
+                       "[ssh_connection]\npipelining = False\nssh_args = -o ControlMaster=no\n")
+        defaults.flush()
+        slow, count = timed("noop-defaults", command("site.yml"), env={**ENV, "ANSIBLE_CONFIG": defaults.name})
+    ratio = round(slow / figures["noop_site_seconds"], 1)
+    say(f"no-op, Ansible defaults:  {slow} s, changed={count} ({ratio}x the project's ansible.cfg)")
+    figures.update(noop_site_defaults_seconds=slow, noop_defaults_ratio=ratio)
+
+    with tempfile.TemporaryDirectory(prefix="measure-") as tmp:
+        # A code change: a copy of app/ with one more line, so the release id changes.
+        change = app_copy(Path(tmp) / "change", f"\n# measured change {time.time_ns()}\n")
+        seconds, count, load = under_load("deploy", command("deploy.yml", "-e", f"flask_vps_app_source_dir={change}"))
+        say(f"deploy.yml (code change): {seconds} s, changed={count}, requests {load['sent']}, failed {load['failed']}")
+        figures.update(deploy_seconds=seconds, deploy_requests=load["sent"], deploy_failed=load["failed"])
+
+        # A release that imports but never answers its health check: the play must
+        # fail and the live release keep serving.
+        broken = app_copy(Path(tmp) / "broken", BROKEN)
+        seconds, _, load = under_load(
+            "failed-deploy",
+            command("deploy.yml", "-e", f"flask_vps_app_source_dir={broken}", "-e", "gunicorn_healthcheck_retries=5"),
+            expect_failure=True)
+        say(f"failed deploy (refused):  {seconds} s, requests {load['sent']}, failed {load['failed']}")
+        figures.update(failed_deploy_seconds=seconds, failed_deploy_requests=load["sent"],
+                       failed_deploy_failed=load["failed"])
+
+    seconds, count, load = under_load("rollback", command("rollback.yml"))
+    say(f"rollback.yml:             {seconds} s, changed={count}, requests {load['sent']}, failed {load['failed']}")
+    figures.update(rollback_seconds=seconds, rollback_requests=load["sent"], rollback_failed=load["failed"])
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--warm", action="store_true", help="keep the running sandbox: no cold site.yml")
+    figures = measure(parser.parse_args().warm)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
