@@ -60,7 +60,8 @@ audit: venv ## Audit the sandbox as an outside reviewer would (table; fails on a
 	$(BIN)/python scripts/audit.py --container $${FLASK_VPS_SANDBOX_NAME:-flask-vps-sandbox} \
 		--ca .cache/sandbox/ca.crt --ssh-key .cache/sandbox/id_ed25519 --json .cache/sandbox/audit.json
 
-clean: ## Remove the virtualenvs and caches (images stay; docker rmi them by hand)
+clean: ## Stop the package cache; remove the virtualenvs and caches (images stay; docker rmi them by hand)
+	-@[ -f .cache/apt-cacher-ng/apt-cacher-ng.pid ] && kill $$(cat .cache/apt-cacher-ng/apt-cacher-ng.pid) 2>/dev/null; true
 	rm -rf $(VENV) $(APP_VENV) .venv-bench .cache
 
 demo: venv docker ## The sandbox: a local container set up like a VPS by site.yml over SSH; prints its URL

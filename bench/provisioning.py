@@ -37,7 +37,9 @@ import loadgen  # noqa: E402  (scripts/loadgen.py: the load and its during())
 
 STATE = ROOT / ".cache" / "sandbox"
 HTTPS_PORT = os.environ.get("FLASK_VPS_SANDBOX_HTTPS_PORT", "8443")
-ENV = {**os.environ, "ANSIBLE_FORCE_COLOR": "false"}
+# profile_tasks puts each task's time in the logs, so a slow run says where it went.
+ENV = {**os.environ, "ANSIBLE_FORCE_COLOR": "false",
+       "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer,ansible.posix.profile_tasks"}
 BROKEN = '''
 
 # Broken on purpose by bench/provisioning.py: imports, but never healthy.
@@ -82,7 +84,10 @@ def under_load(name: str, cmd: list[str], expect_failure: bool = False) -> tuple
     result, load, seconds = loadgen.during(
         cmd,
         ["--url", f"https://flask-vps.localhost:{HTTPS_PORT}/healthz", "--connect", f"127.0.0.1:{HTTPS_PORT}",
-         "--cacert", str(STATE / "ca.crt"), "--requests", "100000", "--seconds", "600", "--concurrency", "4"],
+         "--cacert", str(STATE / "ca.crt"), "--requests", "100000", "--seconds", "600", "--concurrency", "4",
+         # Constant load, not saturation: on 2 cores an unpaced generator would
+         # measure CPU starvation of the deploy rather than the deploy.
+         "--pause", "0.01"],
         cwd=ROOT, env=ENV)
     finish(name, result, expect_failure)
     if load["failed"]:
