@@ -48,7 +48,7 @@ exec 9>"$dir/lock"
 flock -w 120 9   # parallel test workers ask at the same time; one starts the cache
 
 if ! answers; then
-  if ! command -v apt-cacher-ng >/dev/null 2>&1 && [ ! -x /usr/sbin/apt-cacher-ng ]; then
+  if [ ! -x /usr/sbin/apt-cacher-ng ]; then
     echo "flask-vps: installing Debian's apt-cacher-ng (the test containers' package cache)" >&2
     apt-get update -qq
     # Its package may start a system-wide instance with Debian's defaults on port
