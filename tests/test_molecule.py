@@ -24,11 +24,7 @@ SCENARIOS = sorted(
 # Scenarios whose work is still open (named with the issue that tracks them). They
 # are reported as skipped, never as passed, until they pass on both Debians.
 # FLASK_VPS_RUN_UNFINISHED=1 runs them anyway.
-UNFINISHED: dict[str, str] = {} if os.environ.get("FLASK_VPS_RUN_UNFINISHED") else {
-    "site": "issue 7: beside the other scenarios on a 2-core machine it passed the 45-minute "
-            "per-scenario limit on both Debians (session 3; its --check --diff found 0 changes on both), "
-            "and with it make test would not fit CI's 90 minutes until the suite is faster",
-}
+UNFINISHED: dict[str, str] = {}
 LOG_DIR = ROOT / ".cache" / "molecule-logs"
 # Molecule's working files, one folder per run. Not pytest's tmp_path: every
 # verifier's own pytest session prunes older tmp_path folders, including those of
