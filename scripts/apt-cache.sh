@@ -32,6 +32,12 @@ port=${FLASK_VPS_APT_CACHE_PORT:-3144}
 # the default network, not from outside the machine.
 gateway=$(docker network inspect bridge --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}' 2>/dev/null || true)
 if [ -z "$gateway" ]; then
+  # A freshly started engine may list the bridge's subnet without its gateway:
+  # then the bridge interface's own address is the gateway.
+  bridge=$(docker network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}' 2>/dev/null || true)
+  gateway=$(ip -4 -o addr show dev "${bridge:-docker0}" 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
+fi
+if [ -z "$gateway" ]; then
   echo "flask-vps: no Docker bridge found; no shared package cache" >&2
   echo ""; exit 0
 fi
