@@ -189,8 +189,11 @@ def connect(address: str, tmp_path: Path, admin: str, first_contact: str) -> sub
         f"      flask_vps_admin_user: {admin}\n      flask_vps_first_contact_user: {first_contact}\n")
     # No fact cache: the project's caches facts (the discovered Python among them)
     # by inventory name, and the Debian 13 and 12 containers would share "vps".
+    # Host keys unchecked through Ansible's own setting: Mitogen's SSH applies
+    # host_key_checking from ansible.cfg ahead of ssh options such as the
+    # StrictHostKeyChecking=no above.
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"), ANSIBLE_FORCE_COLOR="false",
-               ANSIBLE_CACHE_PLUGIN="memory")
+               ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_HOST_KEY_CHECKING="False")
     return subprocess.run(
         [str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory),
          str(PROJECT_DIR / "playbooks" / "connect.yml")],
