@@ -58,6 +58,26 @@ def live_slot() -> str:
     return units[0]
 
 
+def without_options(argv: list[str], *names: str) -> list[str]:
+    """argv without the named options and their values (`--bind X`, `--bind=X`)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(f"{name}=" for name in names)):
+            kept.append(arg)
+    return kept
+
+
+def site_answers() -> int:
+    """The HTTP status of /healthz through nginx, as the sandbox's users see it."""
+    return int(sandbox("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Host: {SITE}",
+                       f"https://{SITE}/healthz", check=False) or 0)
+
+
 def start_direct_gunicorn(unit: str) -> None:
     """Two Gunicorns on loopback TCP beside the live slot: the tuned one with the
     live unit's own command line (bind overridden), and a naive one with Gunicorn's
@@ -71,7 +91,11 @@ def start_direct_gunicorn(unit: str) -> None:
     common += [f"--property=EnvironmentFile={path}" for path in env_files]
     for name in ("bench-tuned", "bench-naive"):
         sandbox("systemctl", "stop", name, check=False)
-    tuned = argv + ["--bind", f"127.0.0.1:{TUNED_PORT}", "--no-control-socket"]
+    # Without the unit's own --bind and --control-socket: a second Gunicorn on the
+    # live slot's socket path takes it over, and unlinks it when it stops (the
+    # sandbox then answered 502 until the slot restarted).
+    tuned = without_options(argv, "--bind", "-b", "--control-socket") + [
+        "--bind", f"127.0.0.1:{TUNED_PORT}", "--no-control-socket"]
     # Drop any systemd socket-activation or notify settings that only fit the unit.
     sandbox(*common, "--unit=bench-tuned", "--property=Type=simple", *tuned)
     sandbox(*common, "--unit=bench-naive", gunicorn, "--bind", f"127.0.0.1:{NAIVE_PORT}", "--no-control-socket",
@@ -128,6 +152,8 @@ def measure_throughput(seconds: int, connections: int) -> dict[str, dict[str, fl
         return {name: wrk(url, seconds, connections) for name, url in cases.items()}
     finally:
         stop_direct_gunicorn()
+        if site_answers() != 200:
+            raise SystemExit("bench: the sandbox no longer answers /healthz after the throughput cases")
 
 
 def ratios(cases: dict[str, dict[str, float]]) -> dict[str, float]:
