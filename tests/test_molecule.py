@@ -36,7 +36,7 @@ TIMEOUT = int(os.environ.get("FLASK_VPS_SCENARIO_TIMEOUT", "2700"))
 @pytest.mark.parametrize("distro", DISTROS)
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario(scenario: str, distro: str, apt_proxy: str) -> None:
-    if scenario in UNFINISHED:
+    if scenario in UNFINISHED and not os.environ.get("FLASK_VPS_RUN_UNFINISHED"):
         pytest.skip(f"scenario {scenario} is unfinished: {UNFINISHED[scenario]}")
     run_dir = RUN_DIR / f"{scenario}-{distro}"
     shutil.rmtree(run_dir, ignore_errors=True)
