@@ -125,10 +125,12 @@ def test_default_site_is_gone(host):
     assert not host.file("/etc/nginx/sites-enabled/default").exists
 
 
-def test_placeholder_upstream_is_in_place(host):
-    upstream = host.file("/etc/nginx/flask-vps/flaskapp.upstream.conf")
-    assert upstream.mode == 0o644
-    assert "server unix:/run/flaskapp/gunicorn.sock fail_timeout=0;" in upstream.content_string
+def test_upstream_is_the_configured_socket_and_nginx_owns_it(host):
+    site = host.file("/etc/nginx/sites-enabled/flaskapp.conf")
+    assert site.mode == 0o644 and site.user == "root"
+    assert "server unix:/run/flaskapp/gunicorn.sock fail_timeout=0;" in site.content_string
+    # No file of another role's in nginx's configuration.
+    assert not host.file("/etc/nginx/flask-vps/flaskapp.upstream.conf").exists
 
 
 def test_nginx_runs_sandboxed(host):

@@ -17,6 +17,7 @@ APP_DIR = ROOT / "app"
 # The same value the scenarios' converge.yml set; tests look for it everywhere.
 SECRET = "molecule-only-3c1e0f5b9d2a4e7c8b6a1f0e9d8c7b6a5f4e3d2c"
 APP = "flaskapp"
+LIVE_SOCKET = f"/var/lib/flask-vps/{APP}/live.sock"
 
 PROBE = """
 import http.client, json, socket, sys
@@ -61,7 +62,10 @@ def quote(text: str) -> str:
 
 
 def live_state(host) -> dict:
-    return json.loads(host.file(f"/var/lib/flask-vps/{APP}.gunicorn.json").content_string)
+    """The live slot (where the live socket link points) and that slot's record."""
+    slot = host.file(LIVE_SOCKET).linked_to.rsplit("/", 1)[-1].removesuffix(".sock")
+    record = json.loads(host.file(f"/var/lib/flask-vps/{APP}/{slot}.json").content_string)
+    return {"slot": slot, **record}
 
 
 def live_socket(host) -> str:
