@@ -145,3 +145,17 @@ def test_role_readme_tables_are_generated() -> None:
     result = run([sys.executable, "scripts/role-docs.py", "--check"])
     if result.returncode != 0:
         pytest.fail(result.stderr, pytrace=False)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_argument_spec_descriptions_hold_no_jinja(role: str) -> None:
+    # validate_argument_spec templates the whole spec: "{{ vault_x }}" in a
+    # description fails every run where vault_x is undefined.
+    problems = [
+        f"roles/{role}/meta/argument_specs.yml: {entry}.{name}'s description has '{{{{'"
+        for entry, spec in argument_specs(role).items()
+        for name, option in (spec.get("options") or {}).items()
+        if "{{" in str(option.get("description", ""))
+    ]
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

@@ -1,0 +1,1 @@
+"""A small shop front: another package name, callable and layout than app/."""
