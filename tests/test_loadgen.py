@@ -278,3 +278,24 @@ def test_bad_bounds_are_refused(serve) -> None:
     result = subprocess.run([sys.executable, str(LOADGEN), *target, "--concurrency", "0"],
                             capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 2 and "1-64 threads in all" in result.stderr
+
+
+def test_the_bench_files_the_load_figures_per_stage(serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    # bench/provisioning.py names the generator's figures per stage; bench/run.py
+    # files them under "zero downtime": checked with a real run's JSON.
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import provisioning
+    import run
+
+    target, _ = serve("store-then-drop", every=3)
+    figures = load(target, "--strict", "--concurrency", "1", "--post-workers", "1", "--pause", "0.002")
+    stages = {**provisioning.load_figures("deploy", figures), **provisioning.load_figures("rollback", figures)}
+    assert stages["deploy_failed_strict"] == figures["failed"] > 0
+    assert stages["rollback_writes_unacknowledged_stored"] == figures["writes_unacknowledged_stored"] > 0
+    summary = provisioning.load_summary(figures)
+    assert f"failed {figures['failed']} (strict; {figures['closed_by_server']} closed" in summary
+    monkeypatch.setattr(provisioning, "measure", lambda warm: {"deploy_seconds": 17.4, "failed_deploy_seconds": 20.7,
+                                                               **stages})
+    timings, zero_downtime = run.measure_provisioning(warm=True)
+    assert timings == {"deploy_seconds": 17.4, "failed_deploy_seconds": 20.7}
+    assert zero_downtime == stages and len(stages) == 2 * len(provisioning.LOAD_FIGURES)
