@@ -37,8 +37,9 @@ It prints one JSON object:
                                answering, whether it closed it then or while it lay
                                idle between requests (noticed by the next request);
                                each is also in failed unless it was retried
-    closed_after_response      answers that ended the connection (Connection: close);
-                               not failures
+    closed_after_response      answers that ended the connection (Connection: close,
+                               as nginx sends after keepalive_requests, 1000 by
+                               default); not failures
     writes_sent, writes_acknowledged, writes_failed
                                the POSTs (writes_failed is part of failed)
     writes_stored              notes of this run found afterwards
@@ -51,7 +52,12 @@ It prints one JSON object:
     elapsed                    seconds
 
 writes_missing and writes_unacknowledged_stored are null when the notes could not be
-read back (the reason is in writes_problems).
+read back (the reason is in writes_problems). The read-back is not part of the
+measured load: a GET of it whose connection was closed is sent again once.
+
+A strict pass (--strict --post-workers 1 or more): failed, closed_by_server, retried,
+writes_failed, writes_missing and writes_unacknowledged_stored all 0, and
+writes_acknowledged == writes_sent > 0.
 
 It only sends to the address it is given: loopback or the project's own containers.
 
