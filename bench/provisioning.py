@@ -9,7 +9,11 @@
 3. deploy.yml of a code change (aim: under 20 s), under HTTPS load on loopback;
 4. deploy.yml of a release that never passes its health check (must fail);
 5. rollback.yml;
-with the requests sent and failed during 3, 4 and 5 (failed must be 0).
+with the figures of the load during 3, 4 and 5: GET /healthz from 4 workers and
+unique notes POSTed to /api/notes by a fifth, in scripts/loadgen.py's strict mode
+(nothing retried, so a keep-alive connection nginx closes on reload counts as a
+failure and in closed_by_server), and the notes read back afterwards (missing:
+acknowledged but not stored; unacknowledged_stored: stored but never answered).
 
     bench/provisioning.py            all of the above (removes the sandbox first)
     bench/provisioning.py --warm     skip 1: measure on the running sandbox
@@ -81,6 +85,26 @@ def timed(name: str, cmd: list[str], env: dict | None = None) -> tuple[float, in
     return round(seconds, 1), changed(result.stdout)
 
 
+# The load's figures kept per stage (deploy, failed_deploy, rollback): the figure's
+# suffix and the key in scripts/loadgen.py's JSON. bench/run.py files the figures
+# with these suffixes under "zero downtime".
+LOAD_FIGURES = {"_requests": "sent", "_failed_strict": "failed", "_closed_by_server": "closed_by_server",
+                "_writes_sent": "writes_sent", "_writes_acknowledged": "writes_acknowledged",
+                "_writes_failed": "writes_failed", "_writes_missing": "writes_missing",
+                "_writes_unacknowledged_stored": "writes_unacknowledged_stored"}
+
+
+def load_figures(stage: str, load: dict) -> dict[str, int | None]:
+    """The figures of the load during one stage, named for it (deploy_failed_strict ...)."""
+    return {stage + suffix: load[key] for suffix, key in LOAD_FIGURES.items()}
+
+
+def load_summary(load: dict) -> str:
+    return (f"requests {load['sent']}, failed {load['failed']} (strict; {load['closed_by_server']} closed by the "
+            f"server), writes {load['writes_acknowledged']}/{load['writes_sent']} acknowledged, "
+            f"missing {load['writes_missing']}, unacknowledged stored {load['writes_unacknowledged_stored']}")
+
+
 def under_load(name: str, cmd: list[str], expect_failure: bool = False) -> tuple[float, int, dict]:
     result, load, seconds = loadgen.during(
         cmd,
@@ -88,11 +112,14 @@ def under_load(name: str, cmd: list[str], expect_failure: bool = False) -> tuple
          "--cacert", str(STATE / "ca.crt"), "--requests", "100000", "--seconds", "600", "--concurrency", "4",
          # Constant load, not saturation: on 2 cores an unpaced generator would
          # measure CPU starvation of the deploy rather than the deploy.
-         "--pause", "0.01"],
+         "--pause", "0.01",
+         # No retries, and writes: at most 20 notes a second, so the sandbox's
+         # database grows by a few hundred notes per stage.
+         "--strict", "--post-workers", "1", "--post-pause", "0.05"],
         cwd=ROOT, env=ENV)
     finish(name, result, expect_failure)
-    if load["failed"]:
-        print(f"measure: {name}: {load['failed']} failed requests: {load['errors']}", file=sys.stderr)
+    if load["failed"] or load["writes_missing"] != 0 or load["writes_unacknowledged_stored"] != 0:
+        print(f"measure: {name}: {load_summary(load)}: {load['errors']} {load['writes_problems']}", file=sys.stderr)
     return round(seconds, 1), changed(result.stdout), load
 
 
@@ -162,8 +189,8 @@ def measure(warm: bool) -> dict[str, float]:
         # A code change: a copy of app/ with one more line, so the release id changes.
         change = app_copy(Path(tmp) / "change", f"\n# measured change {time.time_ns()}\n")
         seconds, count, load = under_load("deploy", command("deploy.yml", "-e", f"flask_vps_app_source_dir={change}"))
-        say(f"deploy.yml (code change): {seconds} s, changed={count}, requests {load['sent']}, failed {load['failed']}")
-        figures.update(deploy_seconds=seconds, deploy_requests=load["sent"], deploy_failed=load["failed"])
+        say(f"deploy.yml (code change): {seconds} s, changed={count}, {load_summary(load)}")
+        figures.update(deploy_seconds=seconds, **load_figures("deploy", load))
 
         # A release that imports but never answers its health check: the play must
         # fail and the live release keep serving.
@@ -172,13 +199,12 @@ def measure(warm: bool) -> dict[str, float]:
             "failed-deploy",
             command("deploy.yml", "-e", f"flask_vps_app_source_dir={broken}", "-e", "gunicorn_healthcheck_retries=5"),
             expect_failure=True)
-        say(f"failed deploy (refused):  {seconds} s, requests {load['sent']}, failed {load['failed']}")
-        figures.update(failed_deploy_seconds=seconds, failed_deploy_requests=load["sent"],
-                       failed_deploy_failed=load["failed"])
+        say(f"failed deploy (refused):  {seconds} s, {load_summary(load)}")
+        figures.update(failed_deploy_seconds=seconds, **load_figures("failed_deploy", load))
 
     seconds, count, load = under_load("rollback", command("rollback.yml"))
-    say(f"rollback.yml:             {seconds} s, changed={count}, requests {load['sent']}, failed {load['failed']}")
-    figures.update(rollback_seconds=seconds, rollback_requests=load["sent"], rollback_failed=load["failed"])
+    say(f"rollback.yml:             {seconds} s, changed={count}, {load_summary(load)}")
+    figures.update(rollback_seconds=seconds, **load_figures("rollback", load))
     return figures
 
 

@@ -13,7 +13,8 @@ same wrk settings for each case, so the cases compare like with like:
 Before that, bench/provisioning.py times a cold site.yml on a fresh
 sandbox, a no-op re-run (with the project's ansible.cfg and with Ansible's
 defaults), a deploy, a failing deploy and a rollback, the last three under constant
-HTTPS load (--warm skips the cold run and keeps the running sandbox).
+HTTPS load, reads and writes, nothing retried (--warm skips the cold run and keeps
+the running sandbox).
 
 Writes bench/results/latest.json, latest.md and latest.png.
 """
@@ -203,9 +204,9 @@ def chart(result: dict, path: Path) -> None:
 
 
 def measure_provisioning(warm: bool) -> tuple[dict, dict]:
-    """The provisioning figures and the zero-downtime ones (requests sent and failed)."""
+    """The provisioning figures and the zero-downtime ones (the load's, per stage)."""
     figures = provisioning.measure(warm)
-    downtime = {name: value for name, value in figures.items() if name.endswith(("_requests", "_failed"))}
+    downtime = {name: value for name, value in figures.items() if name.endswith(tuple(provisioning.LOAD_FIGURES))}
     return {name: value for name, value in figures.items() if name not in downtime}, downtime
 
 
