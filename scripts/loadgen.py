@@ -61,13 +61,16 @@ writes_acknowledged == writes_sent > 0.
 
 It only sends to the address it is given: loopback or the project's own containers.
 
-`during(command, load_args)` runs a command (a playbook) while this generator keeps
-asking: the one way the site scenario and the benchmark measure zero downtime.
+`under_load(load_args)` keeps this generator asking while a with-block runs (the
+site scenario kills a deploy inside one), and `during(command, load_args)` runs a
+command (a playbook) that way: the one way the site scenario and the benchmark
+measure zero downtime.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -80,6 +83,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -395,28 +399,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def during(command: list[str], load_args: list[str], settle: float = 2.0,
-           **run_kwargs) -> tuple[subprocess.CompletedProcess[str], dict, float]:
-    """Run command while the generator (given load_args) keeps asking.
+@contextlib.contextmanager
+def under_load(load_args: list[str], settle: float = 2.0) -> Iterator[dict]:
+    """Keep the generator (given load_args) asking while the with-block runs.
 
-    The load starts `settle` seconds before the command and stops `settle` seconds
-    after it. Returns the command's result (output captured as text), the load's
-    figures, and the command's own duration in seconds.
+    The load starts `settle` seconds before the block and stops `settle` seconds
+    after it; the yielded dict holds the load's figures once the block is done.
     """
+    figures: dict = {}
     with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
         stop = Path(tmp) / "stop"
         load = subprocess.Popen([sys.executable, __file__, *load_args, "--stop-file", str(stop)],
                                 stdout=subprocess.PIPE, text=True)
         try:
             time.sleep(settle)
-            started = time.monotonic()
-            result = subprocess.run(command, capture_output=True, text=True, check=False, **run_kwargs)
-            seconds = time.monotonic() - started
+            yield figures
             time.sleep(settle)
         finally:
             stop.touch()
             out, _ = load.communicate(timeout=120)
-    return result, json.loads(out), seconds
+    figures.update(json.loads(out))
+
+
+def during(command: list[str], load_args: list[str], settle: float = 2.0,
+           **run_kwargs) -> tuple[subprocess.CompletedProcess[str], dict, float]:
+    """Run command while the generator (given load_args) keeps asking.
+
+    Returns the command's result (output captured as text), the load's figures,
+    and the command's own duration in seconds.
+    """
+    with under_load(load_args, settle) as figures:
+        started = time.monotonic()
+        result = subprocess.run(command, capture_output=True, text=True, check=False, **run_kwargs)
+        seconds = time.monotonic() - started
+    return result, figures, seconds
 
 
 if __name__ == "__main__":

@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from pytest_helpers.appslots import APP, SECRET, app_copy, get, live, live_state, run_playbook  # noqa: E402,F401
+from pytest_helpers.appslots import APP, SECRET, app_copy, env_file, get, live, live_state, run_playbook  # noqa: E402,F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import APP, SECRET, get, live_state, run_playbook
+from conftest import APP, SECRET, env_file, get, live_state, run_playbook
 
 
 def test_app_user_cannot_log_in(host):
@@ -44,13 +44,13 @@ def test_release_has_its_revision_venv_and_no_tests(host):
 
 
 def test_env_file_holds_settings_and_secret_for_the_group_only(host):
-    env = host.file(f"/etc/flask-vps/{APP}.env")
+    env = host.file(env_file(host))
     assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
     lines = env.content_string.splitlines()
     assert f'FLASK_SECRET_KEY="{SECRET}"' in lines
     assert 'FLASK_LOG_FORMAT="json"' in lines
     assert f'FLASK_DATA_DIR="/srv/{APP}/shared/data"' in lines
-    assert host.run(f"runuser -u nobody -- cat /etc/flask-vps/{APP}.env").rc != 0
+    assert host.run(f"runuser -u nobody -- cat {env_file(host)}").rc != 0
 
 
 def test_hooks_ran_with_the_app_environment(host):

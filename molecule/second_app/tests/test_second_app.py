@@ -55,7 +55,7 @@ def test_static_files_come_from_the_package_through_nginx(address):
 
 
 def test_secret_and_data_dir_reach_the_app_under_its_own_names(host, address):
-    env = host.file(f"/etc/flask-vps/{APP}.env")
+    env = host.file(host.check_output(f"readlink -f /etc/flask-vps/{APP}.env"))
     assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
     names = {line.split("=", 1)[0] for line in env.content_string.splitlines() if "=" in line and not line.startswith("#")}
     assert {"SHOP_SIGNING_KEY", "SHOP_STATE_DIR"} <= names

@@ -61,6 +61,13 @@ def quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
+def env_file(host) -> str:
+    """The environment file the live slot loads (/etc/flask-vps/<app>.env links to it)."""
+    link = host.file(f"/etc/flask-vps/{APP}.env")
+    assert link.is_symlink, "the environment file's name is a link to the live version"
+    return host.check_output(f"readlink -f /etc/flask-vps/{APP}.env")
+
+
 def live_state(host) -> dict:
     """The live slot (where the live socket link points) and that slot's record."""
     slot = host.file(LIVE_SOCKET).linked_to.rsplit("/", 1)[-1].removesuffix(".sock")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .appslots import APP, SECRET, get
+from .appslots import APP, SECRET, env_file, get
 
 
 def gunicorn_pids(host) -> list[str]:
@@ -66,10 +66,14 @@ def test_uv_made_the_virtualenv_and_installed_the_dependencies(host, live):
     assert not host.file(f"{venv}/bin/pip").exists
 
 
-def test_env_file_is_readable_by_the_app_group_only(host):
-    env = host.file(f"/etc/flask-vps/{APP}.env")
+def test_env_file_is_readable_by_the_app_group_only(host, live):
+    path = env_file(host)
+    assert path == live["env_file"] and path.startswith(f"/etc/flask-vps/{APP}.env.d/")
+    env = host.file(path)
     assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
-    assert host.run(f"runuser -u www-data -- cat /etc/flask-vps/{APP}.env").rc != 0
+    assert host.run(f"runuser -u www-data -- cat {path}").rc != 0
+    # Only the live version is kept.
+    assert host.check_output(f"ls /etc/flask-vps/{APP}.env.d").split() == [path.rsplit("/", 1)[-1]]
 
 
 def test_secret_is_in_the_process_environment_only(host):
@@ -90,7 +94,7 @@ def test_secret_is_in_no_file_others_can_read(host):
     found = host.run(
         f"find / -xdev -type f -print0 | xargs -0 grep -lsF -- {SECRET}; true"
     ).stdout.split()
-    assert found == [f"/etc/flask-vps/{APP}.env"], found
+    assert found == [env_file(host)], found
     for path in found:
         assert not host.file(path).mode & 0o007, path
 

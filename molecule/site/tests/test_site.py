@@ -8,15 +8,18 @@ start, the note written before the deploys), like an operator's day.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -101,9 +104,12 @@ def app_copy(wsgi_extra: str) -> Path:
 def under_load(address: str, name: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     """Run a playbook while scripts/loadgen.py keeps requesting /healthz over HTTPS."""
     command, settings = playbook_run(name, *args)
-    result, load, _ = loadgen.during(
-        command,
-        ["--url", f"https://{SITE}/healthz", "--connect", f"{address}:443", "--cacert", str(CA_FILE),
+    result, load, _ = loadgen.during(command, load_arguments(address), timeout=900, **settings)
+    return result, load
+
+
+def load_arguments(address: str) -> list[str]:
+    return ["--url", f"https://{SITE}/healthz", "--connect", f"{address}:443", "--cacert", str(CA_FILE),
          # Constant, not saturating: 4 clients, each at most 100 requests a second.
          # Unpaced, the two site scenarios' generators took most of the 2 cores
          # the other scenarios run on.
@@ -114,9 +120,7 @@ def under_load(address: str, name: str, *args: str) -> tuple[subprocess.Complete
          # Strict: no retry of any kind (a request on a kept-alive connection that
          # the server closes counts as failed), and a writer whose every
          # acknowledged note must be stored afterwards, and nothing else.
-         "--strict", "--post-workers", "1", "--post-pause", "0.05"],
-        timeout=900, **settings)
-    return result, load
+         "--strict", "--post-workers", "1", "--post-pause", "0.05"]
 
 
 def assert_strict_load_passed(load: dict, minimum: int) -> None:
@@ -308,6 +312,94 @@ def test_rollback_reads_current_not_the_newest_folder(host, address: str) -> Non
 def test_note_survives_the_rollbacks(address: str) -> None:
     _, data = request(address, "/api/notes")
     assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
+
+
+# Where a deploy is killed (SIGKILL to ansible-playbook and its workers), by the
+# task whose header it has just printed.
+KILL_POINTS = {
+    "before-the-new-slot-starts": "Start the new slot]",
+    "after-the-new-slot-started": "Health-check the new slot through its socket]",
+    "after-the-switch": "Point current at the release that serves]",
+    "before-the-old-slot-stops": "Wait until the old slot's socket has no queued connection]",
+}
+
+
+def deploy_killed_at(marker: str, source: Path) -> tuple[bool, str]:
+    """Run deploy.yml and SIGKILL its whole process group when marker is printed."""
+    command, settings = playbook_run("deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
+    settings["env"]["PYTHONUNBUFFERED"] = "1"
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True, **settings)
+    seen: list[str] = []
+    killed = False
+    for line in process.stdout:
+        seen.append(line)
+        if marker in line:
+            os.killpg(process.pid, signal.SIGKILL)
+            killed = True
+            break
+    process.stdout.close()
+    process.wait(timeout=120)
+    return killed, "".join(seen[-60:])
+
+
+def healthy_release_after_restart(address: str) -> str:
+    """Restart the container as a crash would (no clean shutdown) and wait for the site."""
+    subprocess.run(["docker", "restart", "--time", "0", CONTAINER], check=True, capture_output=True, timeout=120)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            return served_release(address)
+        except (OSError, AssertionError, http.client.HTTPException, ValueError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_deploy_killed_at_any_step_leaves_the_site_serving(address: str, point: str) -> None:
+    before = served_release(address)
+    source = app_copy(f"\n# site scenario, killed {point} {uuid.uuid4().hex}\n")
+    with loadgen.under_load(load_arguments(address)) as load:
+        killed, output = deploy_killed_at(KILL_POINTS[point], source)
+    assert killed, output
+    assert_strict_load_passed(load, 100)
+    # A crash right after the kill: the host comes back on a healthy release.
+    assert healthy_release_after_restart(address) in (before, *load["releases"])
+    # And the next deploy of the same code completes and serves it.
+    result = playbook("deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    after = served_release(address)
+    assert after != before and after in result.stdout
+
+
+def test_a_run_beside_a_deploy_that_holds_the_lock_is_refused(host, address: str) -> None:
+    lock = "/run/lock/flask-vps-flaskapp-deploy"
+    owner = {"controller": "elsewhere.example", "pid": "4242", "user": "alice", "since": "2026-12-02 10:00:00 UTC",
+             "action": "deploy", "release": "abc123"}
+    host.check_output(f"mkdir {lock} && echo '{json.dumps(owner)}' > {lock}/owner.json")
+    before = served_release(address)
+    refused = playbook("rollback.yml")
+    assert refused.returncode != 0
+    for word in ("locked by another run", "alice@elsewhere.example", "since 2026-12-02 10:00:00 UTC",
+                 "release abc123", "flask_vps_deploy_unlock=true"):
+        assert word in refused.stdout, refused.stdout[-4000:]
+    assert served_release(address) == before and host.file(lock).is_directory
+    # The documented flag clears it.
+    cleared = playbook("deploy.yml", "-e", "flask_vps_deploy_unlock=true")
+    assert cleared.returncode == 0, cleared.stdout[-6000:]
+    assert not host.file(lock).exists
+
+
+def test_a_lock_left_by_a_killed_run_from_this_machine_is_cleared(host) -> None:
+    lock = "/run/lock/flask-vps-flaskapp-deploy"
+    owner = {"controller": socket.gethostname(), "pid": "999999", "user": "bob", "since": "2026-12-02 11:00:00 UTC",
+             "action": "deploy", "release": "(choosing)"}
+    host.check_output(f"mkdir {lock} && echo '{json.dumps(owner)}' > {lock}/owner.json")
+    result = playbook("deploy.yml")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "its process is gone" in result.stdout
+    assert not host.file(lock).exists
 
 
 def test_outside_audit_passes() -> None:
