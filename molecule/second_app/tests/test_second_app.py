@@ -71,7 +71,7 @@ def test_everything_is_named_after_the_app(host):
     assert host.user(APP).shell == "/usr/sbin/nologin"
     units = host.check_output(f"systemctl list-units --no-legend --plain '{APP}@*'")
     assert f"{APP}@" in units and "running" in units
-    rows = [line.split(None, 1) for line in host.check_output("ps -eo user=,args=").splitlines()]
+    rows = [line.split(None, 1) for line in host.check_output("ps -eo user:32=,args=").splitlines()]
     assert {user for user, args in rows if "bin/gunicorn" in args} == {APP}
     assert any("storefront.server:application" in args for _, args in rows)
     assert host.file(f"/etc/ssl/flask-vps/{APP}/fullchain.pem").exists

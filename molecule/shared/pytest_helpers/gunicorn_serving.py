@@ -30,7 +30,7 @@ def test_app_runs_as_its_own_user(host, live):
     assert len(pids) >= 2, "a master and its workers"
     # Owners of every Gunicorn process; the command itself must not contain
     # "bin/gunicorn", or `pgrep -f` finds the root shell that runs it.
-    rows = [line.split(None, 1) for line in host.check_output("ps -eo user=,args=").splitlines()]
+    rows = [line.split(None, 1) for line in host.check_output("ps -eo user:32=,args=").splitlines()]
     users = {user for user, args in rows if "bin/gunicorn" in args}
     assert users == {APP}, users
 
