@@ -38,6 +38,8 @@ WORK = ROOT / ".cache" / "molecule-site" / CONTAINER
 WORK.mkdir(parents=True, exist_ok=True)
 INVENTORY = WORK / "inventory"
 if (EPHEMERAL / "inventory").is_dir():
+    # A fresh copy: a run before this one on the same machine left its own.
+    shutil.rmtree(INVENTORY, ignore_errors=True)
     shutil.copytree(EPHEMERAL / "inventory", INVENTORY, symlinks=True, dirs_exist_ok=True)
 CA_FILE = WORK / "ca.crt"
 BIN = Path(sys.executable).parent
