@@ -57,7 +57,10 @@ def container_address() -> str:
 
 
 @pytest.fixture
-def address() -> str:
+def address(host) -> str:
+    # Taking host keeps every test that takes address under testinfra's host
+    # parameter, so pytest runs them in file order (it moves parametrised tests
+    # apart from plain ones).
     return container_address()
 
 
