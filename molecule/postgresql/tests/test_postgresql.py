@@ -113,10 +113,27 @@ def restore(name: str, *, confirm: bool):
     return ansible_playbook(SCENARIO / "restore.yml", "-e", f"backup={name}", *extra, **PLAYBOOK_ENV)
 
 
-def test_backup_drop_restore_brings_the_data_back(host):
+@pytest.fixture(scope="module")
+def taken_backup(host) -> tuple[str, str]:
+    """A row with a fresh marker, then a backup with tasks_from backup: (file name, marker)."""
     marker = uuid.uuid4().hex
     assert as_app(host, f"CREATE TABLE IF NOT EXISTS notes (body text); INSERT INTO notes VALUES ('{marker}')").rc == 0
-    name = backup(host)
+    return backup(host), marker
+
+
+def test_restore_without_confirmation_is_refused(host, taken_backup):
+    name, _ = taken_backup
+    marker = uuid.uuid4().hex
+    assert as_app(host, f"INSERT INTO notes VALUES ('{marker}')").rc == 0
+    result = restore(name, confirm=False)
+    assert result.returncode != 0
+    assert "Set postgresql_restore_confirm=true to go on" in result.stdout + result.stderr
+    # Nothing was replaced: the row written after the backup is still there.
+    assert as_app(host, f"SELECT count(*) FROM notes WHERE body = '{marker}'").stdout.strip() == "1"
+
+
+def test_backup_drop_restore_brings_the_data_back(host, taken_backup):
+    name, marker = taken_backup
     assert host.file(f"{BACKUP_DIR}/{name}").is_file
     as_postgres(host, f"DROP DATABASE {DATABASE} WITH (FORCE)")
     assert as_app(host, "SELECT 1").rc != 0
@@ -132,23 +149,11 @@ def test_backup_drop_restore_brings_the_data_back(host):
     assert as_postgres(host, f"SELECT has_database_privilege('public', '{DATABASE}', 'CONNECT')") == "f"
 
 
-def test_restore_without_confirmation_is_refused(host):
-    marker = uuid.uuid4().hex
-    name = backup(host)
-    assert as_app(host, f"INSERT INTO notes VALUES ('{marker}')").rc == 0
-    result = restore(name, confirm=False)
-    assert result.returncode != 0
-    assert "Set postgresql_restore_confirm=true to go on" in result.stdout + result.stderr
-    # Nothing was replaced: the row written after the backup is still there.
-    assert as_app(host, f"SELECT count(*) FROM notes WHERE body = '{marker}'").stdout.strip() == "1"
-
-
-def test_backups_are_readable_by_root_and_postgres_only(host):
-    backup(host)
+def test_backups_are_readable_by_root_and_postgres_only(host, taken_backup):
     directory = host.file(BACKUP_DIR)
     assert (directory.user, directory.group, directory.mode) == ("postgres", "root", 0o750)
     files = host.check_output(f"find {BACKUP_DIR} -type f -printf '%u %g %m %f\\n'").splitlines()
-    assert files
+    assert taken_backup[0] in [line.split()[-1] for line in files]
     for line in files:
         user, _, mode, _ = line.split()
         assert (user, mode) == ("postgres", "600"), line
