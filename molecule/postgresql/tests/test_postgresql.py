@@ -95,6 +95,13 @@ def test_the_password_is_stored_as_scram(host):
     assert as_postgres(host, "SHOW password_encryption") == "scram-sha-256"
 
 
+def test_the_password_is_in_no_file_or_log(host):
+    # Text files only (-I): the data directory's binary files hold the SCRAM verifier.
+    found = host.run(f"grep -rIl --exclude-dir=proc -e {PASSWORD} /etc /var/log /var/backups /var/lib/postgresql /root /tmp")
+    assert found.rc == 1, found.stdout
+    assert PASSWORD not in host.check_output("journalctl --no-pager -o cat")
+
+
 def test_the_backup_timer_is_scheduled(host):
     assert host.service("flask-vps-postgresql-backup.timer").is_enabled
     assert host.service("flask-vps-postgresql-backup.timer").is_running
