@@ -25,11 +25,12 @@ PLAYBOOK_ENV = {"ANSIBLE_PIPELINING": "true"}
 @pytest.fixture(scope="module")
 def remote(host):
     """remote.yml run twice: the second run must change nothing. The first runs with
-    --diff and -v, and the password must not appear in its output."""
+    --diff and -v, and neither the password nor the private key may appear in its output."""
     for args in (["--diff", "-v"], []):
         result = ansible_playbook(SCENARIO / "remote.yml", *args, **PLAYBOOK_ENV)
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
         assert PASSWORD not in result.stdout + result.stderr
+        assert "PRIVATE KEY" not in result.stdout + result.stderr
     assert re.search(r"changed=0\s", result.stdout), f"the second remote-mode run changed something:\n{result.stdout[-6000:]}"
     return host
 
