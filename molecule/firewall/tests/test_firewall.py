@@ -9,6 +9,11 @@ import time
 import pytest
 
 OPEN = [2222, 80, 443, 8443]
+# A listener that never accepts: the kernel completes each handshake into a long
+# backlog, so 40 quick connections are refused only by the firewall (http.server's
+# backlog of 5 dropped some on a busy machine).
+LISTENER = ("import socket, time; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+            "s.bind(('', {port})); s.listen(1024); time.sleep(86400)")
 CLOSED = [8080, 9000, 5432]
 
 
@@ -17,7 +22,7 @@ def listeners(host):
     """A TCP listener inside the container on every port the tests look at."""
     ports = OPEN + CLOSED
     for port in ports:
-        host.run(f"systemd-run --unit=fv-probe-{port} python3 -m http.server {port}")
+        host.run(f"systemd-run --unit=fv-probe-{port} python3 -c \"{LISTENER.format(port=port)}\"")
     for port in ports:
         for _ in range(50):
             if host.run(f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 1)\"").rc == 0:
