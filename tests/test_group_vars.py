@@ -23,14 +23,14 @@ PROJECT_ONLY = {"flask_vps_admin_user": "deploy", "flask_vps_process_manager": "
                 "flask_vps_app_name": "flaskapp", "flask_vps_first_contact_user": "root"}
 
 
-def host_values(environment: str, host: str, names: list[str]) -> dict:
+def host_values(environment: str, host: str, names: list[str], *extra: str) -> dict:
     expr = "{{ {" + ", ".join(f"'{n}': {n}" for n in names) + "} | to_json }}"
     # --playbook-dir as for playbooks/*.yml: an ad-hoc command otherwise takes the
     # current directory as the playbook's, and from the repository root that would
     # load the top-level group_vars/ a second time, above the inventory's.
     result = run([str(VENV_BIN / "ansible"), host, "-i", f"inventories/{environment}", "-c", "local",
                   "--playbook-dir", "playbooks",
-                  "-m", "ansible.builtin.debug", "-a", f"msg={expr}", "-o"])
+                  "-m", "ansible.builtin.debug", "-a", f"msg={expr}", "-o", *extra])
     assert result.returncode == 0, result.stdout + result.stderr
     payload = result.stdout.split("=>", 1)[1]
     msg = json.loads(payload)["msg"]
@@ -75,3 +75,10 @@ def test_sandbox_secret_is_random_private_and_kept() -> None:
     # The next run reads the same key (sessions survive), and git knows nothing of it.
     assert host_values("sandbox", "sandbox", ["flask_vps_secret_key"])["flask_vps_secret_key"] == secret
     assert run(["git", "grep", "-lF", "-e", secret]).stdout == ""
+
+
+@pytest.mark.parametrize("setting", ["ssh_port", "flask_vps_ssh_port"])
+def test_the_firewall_follows_the_ssh_port_however_it_is_set(setting: str) -> None:
+    """Issue 13: ssh_port set directly once left the firewall on 22."""
+    values = host_values("production", "web1", ["ssh_port", "firewall_ssh_port"], "-e", json.dumps({setting: 2200}))
+    assert values == {"ssh_port": 2200, "firewall_ssh_port": 2200}

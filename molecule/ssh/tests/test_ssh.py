@@ -3,6 +3,7 @@ test host over the Docker network, as the operator or an attacker would try."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -177,16 +178,12 @@ def test_only_ssh_http_and_https_are_reachable(host, address):
 
 
 PROJECT_DIR = Path(__file__).resolve().parents[3]
+OVER_SSH = PROJECT_DIR / "molecule" / "ssh" / "over-ssh.yml"
+COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes"
 
 
-def connect(address: str, tmp_path: Path, admin: str, first_contact: str) -> subprocess.CompletedProcess[str]:
-    """Run the project's first-contact probe (playbooks/connect.yml) over real SSH."""
-    inventory = tmp_path / "hosts.yml"
-    inventory.write_text(
-        "flask_vps:\n  hosts:\n    vps:\n"
-        f"      ansible_host: {address}\n      ansible_ssh_private_key_file: {KEY}\n"
-        "      ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes\n"
-        f"      flask_vps_admin_user: {admin}\n      flask_vps_first_contact_user: {first_contact}\n")
+def run_playbook(inventory: Path, playbook: Path) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook from the project's venv and ansible.cfg, over real SSH."""
     # No fact cache: the project's caches facts (the discovered Python among them)
     # by inventory name, and the Debian 13 and 12 containers would share "vps".
     # Host keys unchecked through Ansible's own setting: Mitogen's SSH applies
@@ -195,9 +192,73 @@ def connect(address: str, tmp_path: Path, admin: str, first_contact: str) -> sub
     env = dict(os.environ, ANSIBLE_CONFIG=str(PROJECT_DIR / "ansible.cfg"), ANSIBLE_FORCE_COLOR="false",
                ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_HOST_KEY_CHECKING="False")
     return subprocess.run(
-        [str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory),
-         str(PROJECT_DIR / "playbooks" / "connect.yml")],
-        capture_output=True, text=True, timeout=300, check=False, env=env, cwd=PROJECT_DIR)
+        [str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(playbook)],
+        capture_output=True, text=True, timeout=600, check=False, env=env, cwd=PROJECT_DIR)
+
+
+def connect(address: str, tmp_path: Path, admin: str, first_contact: str) -> subprocess.CompletedProcess[str]:
+    """Run the project's first-contact probe (playbooks/connect.yml) over real SSH."""
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(
+        "flask_vps:\n  hosts:\n    vps:\n"
+        f"      ansible_host: {address}\n      ansible_ssh_private_key_file: {KEY}\n"
+        f"      ansible_ssh_common_args: {COMMON_ARGS}\n"
+        f"      flask_vps_admin_user: {admin}\n      flask_vps_first_contact_user: {first_contact}\n")
+    return run_playbook(inventory, PROJECT_DIR / "playbooks" / "connect.yml")
+
+
+def secure(address: str, tmp_path: Path, **hostvars: object) -> subprocess.CompletedProcess[str]:
+    """Run connect.yml and the ssh and firewall roles (over-ssh.yml) over real SSH, with an
+    inventory like an environment's: the project's group_vars, then this host's values
+    (those of the converge unless hostvars says otherwise)."""
+    group_vars = tmp_path / "group_vars"
+    group_vars.mkdir(exist_ok=True)
+    if not (group_vars / "all").exists():
+        (group_vars / "all").symlink_to(PROJECT_DIR / "group_vars" / "all")
+    host = {
+        "ansible_host": address,
+        "ansible_ssh_private_key_file": str(KEY),
+        "ansible_ssh_common_args": COMMON_ARGS,
+        "flask_vps_admin_user": "deploy",
+        "flask_vps_admin_keys": [KEY.with_suffix(".pub").read_text().strip()],
+        "ssh_fail2ban_maxretry": 20,
+        "ssh_fail2ban_bantime": "10m",
+        **hostvars,
+    }
+    inventory = tmp_path / "hosts.yml"
+    # JSON is YAML.
+    inventory.write_text(json.dumps({"flask_vps": {"hosts": {"vps": host}}}))
+    return run_playbook(inventory, OVER_SSH)
+
+
+def changed(result: subprocess.CompletedProcess[str]) -> int:
+    return int(re.search(r"^vps\s+:.*\bchanged=(\d+)", result.stdout, re.M).group(1))
+
+
+def tail(result: subprocess.CompletedProcess[str]) -> str:
+    return (result.stdout + result.stderr)[-4000:]
+
+
+def reachable(address: str, port: int) -> bool:
+    try:
+        socket.create_connection((address, port), 3).close()
+    except OSError:
+        return False
+    return True
+
+
+def ssh_state(host) -> str:
+    """What a lockout would change: sshd's files, the admin keys, the firewall, the listeners."""
+    return host.check_output(
+        "sha256sum /etc/ssh/sshd_config /home/deploy/.ssh/authorized_keys /etc/sudoers.d/flask-vps-deploy"
+        " && ufw show added && ss -Hltn | sort && systemctl is-active ssh")
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limit(host):
+    """Every test starts with the full SSH allowance of an address (roles/firewall's
+    nftables meter); the back-to-back test then shows what one allowance covers."""
+    host.run("nft flush set inet flaskvps_ssh meter4; nft flush set inet flaskvps_ssh meter6")
 
 
 def test_probe_uses_the_admin_user_once_it_can_log_in(address, tmp_path):
@@ -220,6 +281,95 @@ def test_probe_fails_clearly_when_nobody_can_log_in(address, tmp_path):
     assert result.returncode != 0
     assert "UNREACHABLE" in result.stdout, result.stdout[-3000:]
     assert "Logging in as root (first contact" in result.stdout
+
+
+def test_a_port_another_daemon_holds_is_refused_before_any_change(host, address, tmp_path):
+    """Issue 13: flask_vps_ssh_port 80 while a web server holds 80 took sshd down."""
+    host.run_test("systemd-run --unit=fv-holds-80 python3 -m http.server 80")
+    try:
+        for _ in range(50):
+            if "python3" in host.check_output("ss -Hltnp 'sport = :80'"):
+                break
+            time.sleep(0.1)
+        before = ssh_state(host)
+        result = secure(address, tmp_path, flask_vps_ssh_port=80)
+        assert result.returncode != 0, tail(result)
+        assert "ssh_port 80 (flask_vps_ssh_port) is held by python3" in result.stdout, tail(result)
+        assert "Nothing was changed" in result.stdout
+        assert changed(result) == 0
+        assert ssh_state(host) == before
+    finally:
+        host.run("systemctl stop fv-holds-80")
+    assert with_key(address, "deploy", "sudo -n true").returncode == 0
+
+
+def test_a_well_formed_key_that_is_not_the_operators_is_refused(host, address, tmp_path):
+    """Root login would close with only someone else's key left for the admin user."""
+    foreign = tmp_path / "someone_else"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "someone-else", "-f", str(foreign)], check=True)
+    before = ssh_state(host)
+    result = secure(address, tmp_path, flask_vps_admin_keys=[foreign.with_suffix(".pub").read_text().strip()])
+    assert result.returncode != 0, tail(result)
+    assert "None of the keys this run logs in with" in result.stdout, tail(result)
+    assert "is in ssh_admin_authorized_keys (flask_vps_admin_keys)" in result.stdout
+    assert changed(result) == 0
+    assert ssh_state(host) == before
+    assert with_key(address, "deploy", "sudo -n true").returncode == 0
+
+
+def test_the_ssh_port_moves_and_the_next_run_finds_it(host, address, tmp_path):
+    """The port change procedure, from outside: the move, the next runs, and back."""
+    try:
+        moved = secure(address, tmp_path, flask_vps_ssh_port=2222)
+        assert moved.returncode == 0, tail(moved)
+        assert "Logging in as deploy on port 22" in moved.stdout
+        assert with_key(address, "deploy", "sudo -n id -un", "-p", "2222").stdout.strip() == "root"
+        assert not reachable(address, 22)
+        assert "port 2222" in host.check_output("sshd -T").splitlines()
+        assert "port 22" not in host.check_output("sshd -T").splitlines()
+        rules = host.check_output("ufw show added")
+        assert "ufw allow 2222/tcp comment 'ssh'" in rules
+        assert not re.search(r"^ufw \w+ 22/tcp", rules, re.M), rules
+        assert "port = 2222" in host.file("/etc/fail2ban/jail.local").content_string
+
+        # The inventory unchanged: the next run finds sshd on the configured port.
+        again = secure(address, tmp_path, flask_vps_ssh_port=2222)
+        assert again.returncode == 0, tail(again)
+        assert "Logging in as deploy on port 2222" in again.stdout
+        assert changed(again) == 0, tail(again)
+
+        # An inventory that still dials 22 finds it too, after 22 gives no answer.
+        stale = secure(address, tmp_path, flask_vps_ssh_port=2222, ansible_port=22)
+        assert stale.returncode == 0, tail(stale)
+        assert "Logging in as deploy on port 2222" in stale.stdout
+    finally:
+        # And back, by the same procedure, for the tests after this one.
+        back = secure(address, tmp_path, flask_vps_ssh_port=22, ansible_port=2222)
+    assert back.returncode == 0, tail(back)
+    assert with_key(address, "deploy", "id -un").stdout.strip() == "deploy"
+    assert not reachable(address, 2222)
+    assert "port 22" in host.check_output("sshd -T").splitlines()
+
+
+def total_failed(host) -> int:
+    status = host.check_output("fail2ban-client status sshd")
+    return int(re.search(r"Total failed:\s+(\d+)", status).group(1))
+
+
+def test_back_to_back_runs_pass_and_trip_no_defence(host, address, tmp_path):
+    """Issue 13: ufw's limit refused the third of three quick runs. Now four runs with
+    no pause pass, change nothing, and fail2ban counts no failure against them."""
+    failed_before = total_failed(host)
+    results = [secure(address, tmp_path) for _ in range(3)]
+    results.append(connect(address, tmp_path, admin="deploy", first_contact="root"))
+    for result in results:
+        assert result.returncode == 0, tail(result)
+    assert [changed(result) for result in results[:3]] == [0, 0, 0]
+    assert total_failed(host) == failed_before
+    assert not banned_addresses(host)
+    # The rate limit was there all along: it counted this test host's connections.
+    client = with_key(address, "deploy", "echo $SSH_CONNECTION").stdout.split()[0]
+    assert client in host.check_output("nft list set inet flaskvps_ssh meter4")
 
 
 def banned_addresses(host) -> list[str]:
