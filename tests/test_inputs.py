@@ -6,7 +6,8 @@ control node: the run must fail in that play, the message must name the variable
 and the play recap must list only localhost with no change, which proves no task
 ran on a managed host. No container is needed: the inventory's host is never
 contacted. README's "Refused before any host changes" lists BAD_INPUTS and
-CERTIFICATE_CASES; tests/test_docs.py keeps that table and these lists in step.
+CERTIFICATE_CASES with their count; test_readme_lists_the_matrix keeps the two in
+step.
 """
 
 from __future__ import annotations
@@ -329,3 +330,13 @@ def test_good_provided_certificate_passes_validation(certificates: dict[str, str
                         "tls_provided_private_key_src": certificates["key"]}
     result = run_playbook("validate.yml", "sandbox", extra, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+
+
+def test_readme_lists_the_matrix() -> None:
+    """README's table is this matrix: the same cases, variables and count."""
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| `([a-z0-9-]+)` \| `(\w+)` \| (.+) \|$", readme, flags=re.MULTILINE)
+    cases = [(c[0], c[3], c[4]) for c in BAD_INPUTS + CERTIFICATE_CASES]
+    assert rows == cases
+    assert len({case for case, _, _ in cases}) == len(cases)
+    assert f"### Refused before any host changes: {len(cases)} bad inputs" in readme
