@@ -10,9 +10,12 @@ context.
 
 Differences from the builtin action, each on purpose:
 
-- A value that needs facts (`ansible_facts[...]`), which are only gathered once the
-  host is contacted, is skipped here and reported under `deferred`; the role checks
-  it again against the same spec when it runs.
+- A value that cannot be templated yet, because a variable it uses is undefined
+  on the control node (facts, which are gathered only once the host is contacted,
+  or a vault value that is missing), is skipped here and reported under
+  `deferred`. The validation play's own rules catch a required one that is missing
+  (the secret key, the admin keys); the role checks the rest against the same spec
+  when it runs.
 - Defaults are dropped from the spec: only what the inventory, the wiring or
   `-e` sets is checked here. A default belongs to the role and may be a template
   that only makes sense inside it (`role_path`, facts).
