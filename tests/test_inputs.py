@@ -306,7 +306,7 @@ GOOD_INPUTS = {
     "sandbox": ("sandbox", {}),
     "staging": ("staging", GOOD_STAGING),
     "production": ("production", GOOD_STAGING),
-    # A 188-character second name: nginx's server_names_hash_bucket_size is sized for it.
+    # A 187-character second name: nginx's server_names_hash_bucket_size is sized for it.
     "long-domain": ("sandbox", {"flask_vps_domains": ["flask-vps.localhost", ".".join(["e" * 60] * 3) + ".test"]}),
     "booleans-in-json": ("sandbox", {"flask_vps_use_uv": False, "flask_vps_deploy_unlock": True}),
     "ssh-port-2222": ("sandbox", {"flask_vps_ssh_port": 2222}),
