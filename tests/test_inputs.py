@@ -340,3 +340,22 @@ def test_readme_lists_the_matrix() -> None:
     assert rows == cases
     assert len({case for case, _, _ in cases}) == len(cases)
     assert f"### Refused before any host changes: {len(cases)} bad inputs" in readme
+
+
+def test_nginx_bucket_size_fits_the_longest_name(tmp_path: Path) -> None:
+    """The sizes the nginx role picks, at the boundaries measured with `nginx -t`
+    (nginx 1.22): a name of 46 characters fits a 64-byte bucket, 47 needs 128, 111
+    needs 256 and 239 needs 512."""
+    expected = {46: 64, 47: 128, 110: 128, 111: 256, 238: 256, 239: 512, 253: 512}
+    playbook = tmp_path / "bucket.yml"
+    playbook.write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars_files": [str(ROOT / "roles" / "nginx" / "vars" / "main.yml")],
+        "tasks": [{"ansible.builtin.debug": {"msg": "size {{ item }} {{ nginx_server_names_hash_bucket_size }}"},
+                   "vars": {"nginx_server_names": "{{ ['short.example', 'n' * item] }}"},
+                   "loop": sorted(expected)}],
+    }]))
+    result = run([str(VENV_BIN / "ansible-playbook"), str(playbook)])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    sizes = {int(length): int(size) for length, size in re.findall(r'"size (\d+) (\d+)"', result.stdout)}
+    assert sizes == expected
