@@ -71,7 +71,7 @@ demo: venv docker ## The sandbox: a local container set up like a VPS by site.ym
 
 demo-deploy: venv ## Ship a new release to the sandbox (health-gated, zero downtime)
 	@scripts/sandbox.sh status >/dev/null || { echo "No sandbox: run make demo first." >&2; exit 1; }
-	$(BIN)/ansible-playbook -i inventories/sandbox playbooks/deploy.yml -e flask_app_force_release=true
+	$(BIN)/ansible-playbook -i inventories/sandbox playbooks/deploy.yml -e '{"flask_app_force_release": true}'
 
 demo-rollback: venv ## Put the sandbox back on the previous release (or RELEASE=<id>)
 	@scripts/sandbox.sh status >/dev/null || { echo "No sandbox: run make demo first." >&2; exit 1; }
