@@ -309,18 +309,26 @@ def test_a_port_another_daemon_holds_is_refused_before_any_change(host, address,
     assert with_key(address, "deploy", "sudo -n true").returncode == 0
 
 
+def refused_with_nothing_changed(host, address: str, tmp_path: Path, keys: list[str], *messages: str) -> None:
+    """A run with these admin keys fails before any change, saying messages; the admin
+    user still logs in and sudoes with the operator's key."""
+    before = ssh_state(host)
+    result = secure(address, tmp_path, flask_vps_admin_keys=keys)
+    assert result.returncode != 0, tail(result)
+    for message in messages:
+        assert message in result.stdout, tail(result)
+    assert changed(result) == 0
+    assert ssh_state(host) == before
+    assert with_key(address, "deploy", "sudo -n true").returncode == 0
+
+
 def test_a_well_formed_key_that_is_not_the_operators_is_refused(host, address, tmp_path):
     """Root login would close with only someone else's key left for the admin user."""
     foreign = tmp_path / "someone_else"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "someone-else", "-f", str(foreign)], check=True)
-    before = ssh_state(host)
-    result = secure(address, tmp_path, flask_vps_admin_keys=[foreign.with_suffix(".pub").read_text().strip()])
-    assert result.returncode != 0, tail(result)
-    assert "None of the keys this run logs in with" in result.stdout, tail(result)
-    assert "is in ssh_admin_authorized_keys (flask_vps_admin_keys)" in result.stdout
-    assert changed(result) == 0
-    assert ssh_state(host) == before
-    assert with_key(address, "deploy", "sudo -n true").returncode == 0
+    refused_with_nothing_changed(host, address, tmp_path, [foreign.with_suffix(".pub").read_text().strip()],
+                                 "None of the keys this run logs in with",
+                                 "is in ssh_admin_authorized_keys (flask_vps_admin_keys)")
 
 
 def test_a_key_whose_options_refuse_the_operator_is_refused_before_any_change(host, address, tmp_path):
@@ -328,14 +336,8 @@ def test_a_key_whose_options_refuse_the_operator_is_refused_before_any_change(ho
     key comparison passes it, and only a login with the run's own key finds it out.
     The admin keys are staged, so nothing live changes before that login."""
     own = KEY.with_suffix(".pub").read_text().strip()
-    before = ssh_state(host)
-    result = secure(address, tmp_path, flask_vps_admin_keys=[f'from="192.0.2.1" {own}'])
-    assert result.returncode != 0, tail(result)
-    assert "deploy could not log in with this run's own key" in result.stdout, tail(result)
-    assert "Nothing was changed" in result.stdout
-    assert changed(result) == 0
-    assert ssh_state(host) == before
-    assert with_key(address, "deploy", "sudo -n true").returncode == 0
+    refused_with_nothing_changed(host, address, tmp_path, [f'from="192.0.2.1" {own}'],
+                                 "deploy could not log in with this run's own key", "Nothing was changed")
 
 
 OPERATOR_PROBE = re.compile(
