@@ -438,7 +438,6 @@ def test_site_deploy_and_rollback_back_to_back_over_ssh(host, address: str) -> N
     failed_before = host.check_output("fail2ban-client status sshd")
     live = served_release(address)
     source = app_copy(f"\n# site scenario, over SSH {uuid.uuid4().hex}\n")
-    outputs = {}
     for name, args in (("site.yml", ()), ("deploy.yml", ("-e", f"flask_vps_app_source_dir={source}")), ("rollback.yml", ())):
         command, settings = playbook_run(name, *args)
         command[command.index(str(INVENTORY))] = str(inventory)
@@ -446,7 +445,6 @@ def test_site_deploy_and_rollback_back_to_back_over_ssh(host, address: str) -> N
         result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, **settings)
         assert result.returncode == 0, (name, result.stdout[-6000:] + result.stderr[-3000:])
         assert "Logging in as deploy on port 22" in result.stdout, (name, result.stdout[-3000:])
-        outputs[name] = result.stdout
         if name == "site.yml":
             assert served_release(address) == live
         if name == "deploy.yml":
