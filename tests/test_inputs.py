@@ -95,6 +95,7 @@ BAD_INPUTS = [
      "an unknown process manager"),
     ("unknown-process-manager-role-var", "sandbox", {"gunicorn_process_manager": "runit"}, "gunicorn_process_manager",
      "the same, set on the role"),
+    ("unknown-proxy", "sandbox", {"flask_vps_proxy": "apache"}, "flask_vps_proxy", "an unknown front door"),
     ("unknown-tls-mode", "sandbox", {"flask_vps_tls_mode": "letsencrypt"}, "flask_vps_tls_mode", "an unknown TLS mode"),
     ("unknown-tls-mode-role-var", "sandbox", {"tls_mode": "manual"}, "tls_mode", "the same, set on the role"),
     ("unknown-journald-storage", "sandbox", {"base_journald_storage": "disk"}, "base_journald_storage",
