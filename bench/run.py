@@ -8,7 +8,12 @@ same wrk settings for each case, so the cases compare like with like:
 2. a dynamic page through nginx -> Gunicorn with the project's defaults;
 3. the same page straight from Gunicorn with the project's settings, no nginx;
 4. the same page from a naive Gunicorn (its defaults: one sync worker);
-5. the same static file served by Flask.
+5. the same static file served by Flask;
+6. the static file of case 1 served by Caddy over HTTPS;
+7. the page of case 2 through Caddy -> Gunicorn.
+
+Cases 6 and 7 switch the sandbox's front door to Caddy (site.yml with
+flask_vps_proxy=caddy, as an operator would) and back to nginx afterwards.
 
 Before that, bench/provisioning.py times a cold site.yml on a fresh
 sandbox, a no-op re-run (with the project's ansible.cfg and with Ansible's
@@ -150,20 +155,39 @@ def measure_throughput(seconds: int, connections: int) -> dict[str, dict[str, fl
             "4 page, naive Gunicorn (1 sync worker)": f"http://127.0.0.1:{NAIVE_PORT}/",
             "5 static, Flask": f"http://127.0.0.1:{TUNED_PORT}/static/style.css",
         }
-        return {name: wrk(url, seconds, connections) for name, url in cases.items()}
+        results = {name: wrk(url, seconds, connections) for name, url in cases.items()}
+        switch_front_door("caddy")
+        try:
+            results["6 static, Caddy (HTTPS)"] = wrk(f"https://{SITE}/static/style.css", seconds, connections)
+            results["7 page, Caddy -> Gunicorn (HTTPS)"] = wrk(f"https://{SITE}/", seconds, connections)
+        finally:
+            switch_front_door("nginx")
+        return results
     finally:
         stop_direct_gunicorn()
         if site_answers() != 200:
             raise SystemExit("bench: the sandbox no longer answers /healthz after the throughput cases")
 
 
+def switch_front_door(proxy: str) -> None:
+    """site.yml on the sandbox with another front door (README: Switching the front door)."""
+    result = subprocess.run(provisioning.command("site.yml", "-e", f"flask_vps_proxy={proxy}"), cwd=ROOT,
+                            env=provisioning.ENV, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or site_answers() != 200:
+        raise SystemExit(f"bench: switching the sandbox to {proxy} failed:\n{result.stdout[-4000:]}")
+
+
 def ratios(cases: dict[str, dict[str, float]]) -> dict[str, float]:
     rps = [case["requests_per_second"] for case in cases.values()]
-    return {
+    figures = {
         "front door cost (2/3, aim >= 0.8)": round(rps[1] / rps[2], 2),
         "tuning gain (2/4)": round(rps[1] / rps[3], 2),
         "static from nginx (1/5)": round(rps[0] / rps[4], 2),
     }
+    if len(rps) >= 7:
+        figures["front door cost, Caddy (7/3)"] = round(rps[6] / rps[2], 2)
+        figures["static, Caddy against nginx (6/1)"] = round(rps[5] / rps[0], 2)
+    return figures
 
 
 def markdown(result: dict) -> str:
@@ -195,7 +219,7 @@ def chart(result: dict, path: Path) -> None:
     names = list(result["throughput"])
     rps = [result["throughput"][name]["requests_per_second"] for name in names]
     fig, ax = plt.subplots(figsize=(9, 4))
-    bars = ax.barh(names[::-1], rps[::-1], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974"][::-1])
+    bars = ax.barh(names[::-1], rps[::-1], color=["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd", "#8c8c8c"][:len(names)][::-1])
     ax.bar_label(bars, fmt="%.0f", padding=3)
     ax.set_xlabel("requests per second (higher is better)")
     ax.set_title(f"flask-vps sandbox, wrk -c{result['connections']} ({result['measured_at'][:10]})")
