@@ -215,9 +215,9 @@ def test_body_size_limit(address: str) -> None:
 def test_admin_api_is_a_root_and_caddy_only_socket(host) -> None:
     socket_file = host.file("/run/caddy/admin.sock")
     assert socket_file.is_socket and socket_file.user == "caddy" and socket_file.mode & 0o007 == 0
-    assert "2019" not in host.check_output("ss -Htlnp")
-    assert host.check_output("ss -Htln | awk '{print $4}' | sed 's/.*://' | sort -un | tr '\\n' ' '").split() == [
-        "22", "80", "443"]
+    # No TCP port of Caddy's but 80 and 443 (22 is sshd's, when the host roles ran).
+    ports = set(host.check_output("ss -Htln | awk '{print $4}' | sed 's/.*://' | sort -un").split())
+    assert {"80", "443"} <= ports <= {"22", "80", "443"}, ports
 
 
 def test_key_is_readable_by_root_and_ssl_cert_only(host) -> None:
@@ -245,7 +245,7 @@ def test_refused_caddyfile_leaves_the_live_one(host, address: str) -> None:
     pid = caddy_pid(host)
     result = run_playbook("broken.yml")
     assert result.returncode != 0
-    assert "ten-megabytes" in result.stdout, result.stdout[-4000:]
+    assert "failed to validate" in result.stdout and "max_size" in result.stdout, result.stdout[-4000:]
     assert host.file("/etc/caddy/Caddyfile").content_string == before
     assert caddy_pid(host) == pid
     assert served_release(address) == STATE["release"]
@@ -337,7 +337,9 @@ def switch(host, address: str, proxy: str) -> dict:
     prober = Prober(address)
     prober.start()
     try:
-        result, load, seconds = under_load(address, "site.yml", "-e", f"flask_vps_proxy={proxy}")
+        # As the converge: the host's security is the site scenario's.
+        result, load, seconds = under_load(address, "site.yml", "--skip-tags", "host",
+                                           "-e", f"flask_vps_proxy={proxy}")
     finally:
         prober.stop.set()
         prober.join()
@@ -378,10 +380,14 @@ def test_switch_back_to_caddy_under_load(host, address: str) -> None:
 
 
 def test_outside_audit_passes() -> None:
-    """scripts/audit.py (make audit on the sandbox) with Caddy in front: every threshold holds."""
+    """scripts/audit.py (make audit on the sandbox) with Caddy in front: the rows the
+    front door decides (its sandbox, TLS, headers) and the secrets, with the same
+    thresholds as nginx's. Ports, SSH and Lynis are the host roles' (skipped here,
+    the site scenario audits them; README: make audit on a Caddy sandbox)."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "audit.py"), "--container", CONTAINER, "--server-name", SITE,
-         "--ca", str(CA_FILE), "--ssh-key", str(WORK / "operator_ed25519"), "--json", str(WORK / "audit.json")],
+         "--ca", str(CA_FILE), "--ssh-key", str(WORK / "operator_ed25519"), "--json", str(WORK / "audit.json"),
+         "--only", "systemd", "tls", "headers", "secrets"],
         cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "caddy.service" in result.stdout
