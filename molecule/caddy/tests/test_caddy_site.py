@@ -22,9 +22,14 @@ import tempfile
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from conftest import run_playbook
 
@@ -268,6 +273,55 @@ def test_refused_caddyfile_leaves_the_live_one(host, address: str) -> None:
     assert host.file("/etc/caddy/Caddyfile").content_string == before
     assert caddy_pid(host) == pid
     assert served_release(address) == STATE["release"]
+
+
+def served_certificate(address: str) -> x509.Certificate:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=SITE) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def test_provided_certificate_is_served_after_a_reload(host, address: str) -> None:
+    """tls_mode provided: the operator's files, checked by the tls role, installed
+    with the key for ssl-cert, and served by Caddy after a graceful reload; then
+    the sandbox's own certificate again."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SITE)])
+    now = datetime.now(timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+                   .not_valid_after(now + timedelta(days=30))
+                   .add_extension(x509.SubjectAlternativeName([x509.DNSName(SITE)]), critical=False)
+                   .sign(key, hashes.SHA256()))
+    (WORK / "provided.crt").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (WORK / "provided.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                          serialization.PrivateFormat.PKCS8,
+                                                          serialization.NoEncryption()))
+    (WORK / "provided.key").chmod(0o600)
+    pid = caddy_pid(host)
+    result = run_playbook("certificate.yml", "-e", "flask_vps_tls_mode=provided",
+                          "-e", f"tls_provided_certificate_src={WORK / 'provided.crt'}",
+                          "-e", f"tls_provided_private_key_src={WORK / 'provided.key'}")
+    assert result.returncode == 0, result.stdout[-6000:]
+    for _ in range(20):
+        if served_certificate(address).serial_number == certificate.serial_number:
+            break
+        time.sleep(0.5)
+    assert served_certificate(address).serial_number == certificate.serial_number
+    installed = host.file("/etc/ssl/flask-vps/flaskapp/privkey.pem")
+    assert (installed.group, installed.mode) == ("ssl-cert", 0o640)
+    assert caddy_pid(host) == pid
+    # Back to the sandbox's CA, and trusted by it again.
+    result = run_playbook("certificate.yml")
+    assert result.returncode == 0, result.stdout[-6000:]
+    for _ in range(20):
+        if served_certificate(address).serial_number != certificate.serial_number:
+            break
+        time.sleep(0.5)
+    assert served_release(address) == STATE["release"]  # verified against the sandbox's CA
 
 
 # --- The release switch under load: no Caddy reload, nothing dropped ----------------
