@@ -314,6 +314,8 @@ GOOD_INPUTS = {
     "long-domain": ("sandbox", {"flask_vps_domains": ["flask-vps.localhost", ".".join(["e" * 60] * 3) + ".test"]}),
     "booleans-in-json": ("sandbox", {"flask_vps_use_uv": False, "flask_vps_deploy_unlock": True}),
     "ssh-port-2222": ("sandbox", {"flask_vps_ssh_port": 2222}),
+    "caddy": ("sandbox", {"flask_vps_proxy": "caddy"}),
+    "caddy-acme": ("staging", {"flask_vps_proxy": "caddy", **GOOD_STAGING}),
     # A rule that closes the SSH port to a network opens nothing.
     "ssh-port-with-deny-rule": ("sandbox", {"flask_vps_ssh_port": 2222,
                                             "firewall_rules": [{"port": "2222", "rule": "deny", "from": "10.0.0.0/8"}]}),
