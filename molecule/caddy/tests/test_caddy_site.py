@@ -269,7 +269,8 @@ def test_refused_caddyfile_leaves_the_live_one(host, address: str) -> None:
     pid = caddy_pid(host)
     result = run_playbook("broken.yml")
     assert result.returncode != 0
-    assert "failed to validate" in result.stdout and "max_size" in result.stdout, result.stdout[-4000:]
+    output = result.stdout + result.stderr
+    assert "failed to validate" in output and "max_size" in output, output[-4000:]
     assert host.file("/etc/caddy/Caddyfile").content_string == before
     assert caddy_pid(host) == pid
     assert served_release(address) == STATE["release"]
