@@ -1,6 +1,8 @@
 """The whole product, seen from outside: HTTPS through nginx with the CA that
-site.yml fetched, then deploys, a failing deploy and a rollback while a load
-generator keeps asking, and a --check --diff run that must find nothing to do.
+site.yml fetched, the app's data in PostgreSQL, then deploys (one with a
+migration), a failing migration, a failing deploy and a rollback while a load
+generator keeps asking, a backup and a restore, and a --check --diff run that
+must find nothing to do.
 
 The tests run in file order and build on each other (the release served at the
 start, the note written before the deploys), like an operator's day.
@@ -12,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -104,14 +107,43 @@ def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, **settings)
 
 
-def app_copy(wsgi_extra: str) -> Path:
+# Migrations a test deployed, by file name: every later copy of the app carries
+# them, as every later release of a real app would (a release without a revision
+# the database is at cannot run `flask db upgrade`).
+MIGRATIONS: dict[str, str] = {}
+
+
+def app_copy(wsgi_extra: str, migrations: dict[str, str] | None = None) -> Path:
     """A copy of the app whose wsgi.py ends with wsgi_extra: a new release id."""
     target = Path(tempfile.mkdtemp(dir=WORK)) / "app"
     shutil.copytree(ROOT / "app", target, ignore=shutil.ignore_patterns(".venv", "__pycache__", "instance",
                                                                           ".pytest_cache", "tests"))
     with (target / "wsgi.py").open("a") as wsgi:
         wsgi.write(wsgi_extra)
+    for name, source in {**MIGRATIONS, **(migrations or {})}.items():
+        (target / "webapp" / "migrations" / "versions" / name).write_text(source)
     return target
+
+
+def migration(revision: str, down_revision: str, upgrade: str) -> str:
+    """An Alembic revision whose upgrade() runs the given lines."""
+    return (f"from alembic import op\nimport sqlalchemy as sa\n\nrevision = {revision!r}\n"
+            f"down_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade() -> None:\n{upgrade}\n")
+
+
+def sql(host, query: str) -> str:
+    """A query in the app's database, as postgres over the socket (peer)."""
+    return host.check_output(f"runuser -u postgres -- psql -d flaskapp -AtX -c {shlex.quote(query)}")
+
+
+def note_columns(host) -> list[str]:
+    return sql(host, "SELECT column_name FROM information_schema.columns WHERE table_name = 'notes' "
+                     "ORDER BY column_name").split()
+
+
+def backups(host) -> list[str]:
+    return host.check_output("ls -1 /var/backups/postgresql").split()
 
 
 def under_load(address: str, name: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -230,6 +262,21 @@ def test_a_note_written_through_the_app_is_stored(address: str) -> None:
     assert text in [n["text"] for n in json.loads(data)["notes"]]
 
 
+def test_the_apps_data_is_in_postgresql_over_the_socket(host) -> None:
+    assert STATE["note"] in sql(host, "SELECT text FROM notes").splitlines()
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0002"
+    assert not host.file("/srv/flaskapp/shared/data/app.sqlite3").exists
+    # The app logs in over the Unix socket: PostgreSQL has no TCP listener at all.
+    assert ":5432" not in host.check_output("ss -Htln")
+    # The password is in the environment file only (root and the app's group).
+    password = "sandbox-only-" + (WORK / "database_password").read_text().strip()
+    env = host.file(host.file("/etc/flask-vps/flaskapp.env").linked_to)
+    assert (env.user, env.group, env.mode) == ("root", "flaskapp", 0o640)
+    assert f"{password}@/flaskapp?host=/var/run/postgresql" in env.content_string
+    assert password not in host.check_output("ps -eo args")
+    STATE["database_password"] = password
+
+
 def test_check_diff_finds_nothing_to_change(address: str) -> None:
     # Before the deploys, while the live release is still site.yml's own: the
     # address fixture keeps this test in file order (pytest moves the tests that
@@ -240,6 +287,7 @@ def test_check_diff_finds_nothing_to_change(address: str) -> None:
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     counts = recap(result.stdout)
     assert counts["changed"] == 0 and counts["failed"] == 0, result.stdout[-6000:]
+    assert STATE["database_password"] not in result.stdout + result.stderr
 
 
 def test_check_of_a_new_release_reports_the_switch_and_starts_nothing(host, address: str) -> None:
@@ -258,13 +306,23 @@ def test_check_of_a_new_release_reports_the_switch_and_starts_nothing(host, addr
     assert served_release(address) == before
 
 
-def test_deploy_under_load_drops_nothing(host, address: str) -> None:
+def test_deploy_with_a_migration_under_load_drops_nothing(host, address: str) -> None:
+    # Expand/contract: the migration adds a nullable column, which the old
+    # release (still serving, and writing, until the switch) ignores.
     before = served_release(address)
     nginx_before = nginx_processes(host)
-    source = app_copy(f"\n# site scenario release {uuid.uuid4().hex}\n")
+    backups_before = backups(host)
+    added = {"0003_site_tag.py": migration("0003", "0002",
+                                           "    op.add_column('notes', sa.Column('site_tag', sa.Text(), nullable=True))")}
+    source = app_copy(f"\n# site scenario release {uuid.uuid4().hex}\n", added)
     result, load = under_load(address, "deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert_strict_load_passed(load, 1000)
+    MIGRATIONS.update(added)
+    assert "site_tag" in note_columns(host)
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+    # flask_vps_backup_before_migrate: one backup, taken before the migration.
+    assert len(set(backups(host)) - set(backups_before)) == 1
     # The switch moved the live socket link: nginx was not reloaded.
     assert nginx_processes(host) == nginx_before
     after = served_release(address)
@@ -276,6 +334,25 @@ def test_deploy_under_load_drops_nothing(host, address: str) -> None:
 def test_note_survives_the_deploy(address: str) -> None:
     _, data = request(address, "/api/notes")
     assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
+
+
+def test_a_failing_migration_changes_nothing_and_the_release_keeps_serving(host, address: str) -> None:
+    # One transaction for the whole upgrade: the column added before the error
+    # is rolled back with it (PostgreSQL's DDL is transactional).
+    before = served_release(address)
+    columns = note_columns(host)
+    failing = {"0004_fails.py": migration("0004", "0003", (
+        "    op.add_column('notes', sa.Column('half_done', sa.Text(), nullable=True))\n"
+        "    op.execute('SELECT 1 / 0')"))}
+    source = app_copy(f"\n# site scenario, failing migration {uuid.uuid4().hex}\n", failing)
+    result, load = under_load(address, "deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
+    assert result.returncode != 0, result.stdout[-6000:]
+    assert "division by zero" in result.stdout, result.stdout[-6000:]
+    assert_strict_load_passed(load, 100)
+    assert load["releases"] == [before], load
+    assert note_columns(host) == columns
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+    assert served_release(address) == before
 
 
 def test_release_failing_its_health_check_never_takes_traffic(address: str) -> None:
@@ -325,6 +402,31 @@ def test_rollback_reads_current_not_the_newest_folder(host, address: str) -> Non
 def test_note_survives_the_rollbacks(address: str) -> None:
     _, data = request(address, "/api/notes")
     assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
+
+
+def test_backup_then_restore_finds_the_data_again(host, address: str) -> None:
+    def notes() -> list[str]:
+        response, data = request(address, "/api/notes")
+        assert response.status == 200, data
+        return [n["text"] for n in json.loads(data)["notes"]]
+
+    result = playbook("backup.yml")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    name = re.search(r"Backup (flaskapp-\S+\.dump) in /var/backups/postgresql", result.stdout)
+    assert name, result.stdout[-4000:]
+    # Gone after the backup: deleted rows, and a note written too late to be in it.
+    sql(host, "DELETE FROM notes")
+    assert STATE["note"] not in notes()
+
+    refused = playbook("restore.yml", "-e", f"backup={name.group(1)}")
+    assert refused.returncode != 0 and "restore_confirm=yes" in refused.stdout, refused.stdout[-4000:]
+    assert STATE["note"] not in notes()
+
+    result = playbook("restore.yml", "-e", f"backup={name.group(1)}", "-e", "restore_confirm=yes")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    # The app's pooled connections were closed by the restore; it reconnects.
+    assert STATE["note"] in notes()
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
 
 
 # Where a deploy is killed (SIGKILL to ansible-playbook and its workers), by the
