@@ -34,3 +34,11 @@ def image_for(distro: str) -> str:
     if result.returncode != 0:
         pytest.fail(f"building the {distro} image failed:\n{result.stderr[-4000:]}")
     return result.stdout.strip().splitlines()[-1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Molecule scenarios first (slowest first, as test_molecule.py orders them),
+    then the quick tests: in `make test` the parallel workers start the longest
+    scenarios at once, and the input matrix fills the gaps at the end instead of
+    delaying them by minutes."""
+    items.sort(key=lambda item: item.path.name != "test_molecule.py")

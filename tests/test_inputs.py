@@ -134,6 +134,9 @@ BAD_INPUTS = [
     ("port-of-a-firewall-rule", "sandbox",
      {"flask_vps_ssh_port": 8080, "firewall_rules": [{"port": "8080", "comment": "metrics"}]}, "flask_vps_ssh_port",
      "a port firewall_rules opens for something else"),
+    ("port-in-a-firewall-range", "sandbox",
+     {"flask_vps_ssh_port": 6005, "firewall_rules": [{"port": "6000:6010", "proto": "tcp", "comment": "workers"}]},
+     "flask_vps_ssh_port", "a port inside a range firewall_rules opens"),
     ("firewall-port-differs", "sandbox", {"firewall_ssh_port": 2222}, "firewall_ssh_port",
      "a firewall port other than sshd's"),
     # Users

@@ -82,8 +82,11 @@ def test_missing_secret_stops_before_anything_changes(host):
 
 def test_old_releases_are_pruned_but_live_and_previous_kept(host):
     first = live_state(host)["release"]
+    # uv for these two releases: pruning does not depend on the installer, and pip's
+    # two venvs took over three minutes of the scenario (the first release, built
+    # by pip, is the one test_release_has_its_revision_venv_and_no_tests checks).
     for _ in range(2):
-        result = run_playbook({"flask_app_force_release": True})
+        result = run_playbook({"flask_app_force_release": True, "python_uv_enabled": True, "flask_app_use_uv": True})
         assert result.returncode == 0, result.stdout[-6000:]
         assert SECRET not in result.stdout + result.stderr
     live = live_state(host)["release"]

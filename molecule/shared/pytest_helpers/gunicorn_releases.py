@@ -23,7 +23,8 @@ def test_release_failing_its_health_check_leaves_the_old_one_serving(host, tmp_p
     broken = app_copy(tmp_path)
     (broken / "wsgi.py").write_text('raise RuntimeError("broken on purpose by the test")\n')
 
-    result = run_playbook({"flask_app_source_dir": str(broken), "flask_app_pre_hooks": []})
+    # 5 tries, not the default 20: a release that crashes at import never passes.
+    result = run_playbook({"flask_app_source_dir": str(broken), "flask_app_pre_hooks": [], "gunicorn_healthcheck_retries": 5})
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "did not pass its health check" in output

@@ -517,6 +517,54 @@ def test_a_lock_left_by_a_killed_run_from_this_machine_is_cleared(host) -> None:
     assert not host.file(lock).exists
 
 
+def ssh_inventory(address: str) -> Path:
+    """The scenario's inventory, reached over real SSH as an operator reaches a VPS: the
+    admin user (connect.yml finds it) with the operator's key, through the firewall's
+    SSH rate limit and fail2ban."""
+    inventory = WORK / "ssh-inventory"
+    shutil.rmtree(inventory, ignore_errors=True)
+    shutil.copytree(INVENTORY, inventory, symlinks=True)
+    (inventory / "host_vars").mkdir(exist_ok=True)
+    (inventory / "host_vars" / f"{CONTAINER}.yml").write_text(json.dumps({
+        "ansible_connection": "ssh", "ansible_host": address,
+        "ansible_ssh_private_key_file": str(WORK / "operator_ed25519"),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"}))
+    return inventory
+
+
+def test_site_deploy_and_rollback_back_to_back_over_ssh(host, address: str) -> None:
+    """Issue 13: an operator who runs site.yml, deploy.yml and rollback.yml with no pause
+    between them, over SSH, is never refused by the project's own SSH rate limit or
+    fail2ban, and each run passes. The site.yml run is also this scenario's second
+    converge (molecule.yml leaves out Molecule's idempotence step): after every
+    deploy, crash and lock test above, and over SSH instead of docker, it changes
+    nothing."""
+    inventory = ssh_inventory(address)
+    failed_before = host.check_output("fail2ban-client status sshd")
+    live = served_release(address)
+    source = app_copy(f"\n# site scenario, over SSH {uuid.uuid4().hex}\n")
+    outputs = {}
+    for name, args in (("site.yml", ()), ("deploy.yml", ("-e", f"flask_vps_app_source_dir={source}")), ("rollback.yml", ())):
+        command, settings = playbook_run(name, *args)
+        command[command.index(str(INVENTORY))] = str(inventory)
+        settings["env"]["ANSIBLE_HOST_KEY_CHECKING"] = "False"
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, **settings)
+        assert result.returncode == 0, (name, result.stdout[-6000:] + result.stderr[-3000:])
+        assert "Logging in as deploy on port 22" in result.stdout, (name, result.stdout[-3000:])
+        outputs[name] = result.stdout
+        if name == "site.yml":
+            assert recap(result.stdout)["changed"] == 0, result.stdout[-8000:]
+            assert served_release(address) == live
+        if name == "deploy.yml":
+            deployed = served_release(address)
+            assert deployed != live and deployed in result.stdout
+    assert served_release(address) not in (deployed, "")
+    status = host.check_output("fail2ban-client status sshd")
+    total = re.compile(r"Total failed:\s+(\d+)")
+    assert total.search(status).group(1) == total.search(failed_before).group(1), status
+    assert re.search(r"Currently banned:\s+0\b", status), status
+
+
 def test_outside_audit_passes() -> None:
     """scripts/audit.py (make audit on the sandbox) on this host: every threshold holds."""
     result = subprocess.run(

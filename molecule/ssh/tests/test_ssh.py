@@ -196,8 +196,17 @@ def run_playbook(inventory: Path, playbook: Path) -> subprocess.CompletedProcess
         capture_output=True, text=True, timeout=600, check=False, env=env, cwd=PROJECT_DIR)
 
 
+def link_group_vars(inventory_dir: Path) -> None:
+    """The project's group_vars beside a test inventory, as every environment has them."""
+    group_vars = inventory_dir / "group_vars"
+    group_vars.mkdir(exist_ok=True)
+    if not (group_vars / "all").exists():
+        (group_vars / "all").symlink_to(PROJECT_DIR / "group_vars" / "all")
+
+
 def connect(address: str, tmp_path: Path, admin: str, first_contact: str) -> subprocess.CompletedProcess[str]:
     """Run the project's first-contact probe (playbooks/connect.yml) over real SSH."""
+    link_group_vars(tmp_path)
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "flask_vps:\n  hosts:\n    vps:\n"
@@ -211,10 +220,7 @@ def secure(address: str, tmp_path: Path, **hostvars: object) -> subprocess.Compl
     """Run connect.yml and the ssh and firewall roles (over-ssh.yml) over real SSH, with an
     inventory like an environment's: the project's group_vars, then this host's values
     (those of the converge unless hostvars says otherwise)."""
-    group_vars = tmp_path / "group_vars"
-    group_vars.mkdir(exist_ok=True)
-    if not (group_vars / "all").exists():
-        (group_vars / "all").symlink_to(PROJECT_DIR / "group_vars" / "all")
+    link_group_vars(tmp_path)
     host = {
         "ansible_host": address,
         "ansible_ssh_private_key_file": str(KEY),
@@ -303,18 +309,39 @@ def test_a_port_another_daemon_holds_is_refused_before_any_change(host, address,
     assert with_key(address, "deploy", "sudo -n true").returncode == 0
 
 
+def refused_with_nothing_changed(host, address: str, tmp_path: Path, keys: list[str], *messages: str) -> None:
+    """A run with these admin keys fails before any change, saying messages; the admin
+    user still logs in and sudoes with the operator's key."""
+    before = ssh_state(host)
+    result = secure(address, tmp_path, flask_vps_admin_keys=keys)
+    assert result.returncode != 0, tail(result)
+    for message in messages:
+        assert message in result.stdout, tail(result)
+    assert changed(result) == 0
+    assert ssh_state(host) == before
+    assert with_key(address, "deploy", "sudo -n true").returncode == 0
+
+
 def test_a_well_formed_key_that_is_not_the_operators_is_refused(host, address, tmp_path):
     """Root login would close with only someone else's key left for the admin user."""
     foreign = tmp_path / "someone_else"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "someone-else", "-f", str(foreign)], check=True)
-    before = ssh_state(host)
-    result = secure(address, tmp_path, flask_vps_admin_keys=[foreign.with_suffix(".pub").read_text().strip()])
-    assert result.returncode != 0, tail(result)
-    assert "None of the keys this run logs in with" in result.stdout, tail(result)
-    assert "is in ssh_admin_authorized_keys (flask_vps_admin_keys)" in result.stdout
-    assert changed(result) == 0
-    assert ssh_state(host) == before
-    assert with_key(address, "deploy", "sudo -n true").returncode == 0
+    refused_with_nothing_changed(host, address, tmp_path, [foreign.with_suffix(".pub").read_text().strip()],
+                                 "None of the keys this run logs in with",
+                                 "is in ssh_admin_authorized_keys (flask_vps_admin_keys)")
+
+
+def test_a_key_whose_options_refuse_the_operator_is_refused_before_any_change(host, address, tmp_path):
+    """The operator's own key, but with an option (from=) that refuses this client: the
+    key comparison passes it, and only a login with the run's own key finds it out.
+    The admin keys are staged, so nothing live changes before that login."""
+    own = KEY.with_suffix(".pub").read_text().strip()
+    refused_with_nothing_changed(host, address, tmp_path, [f'from="192.0.2.1" {own}'],
+                                 "deploy could not log in with this run's own key", "Nothing was changed")
+
+
+OPERATOR_PROBE = re.compile(
+    r"TASK \[ssh : Prove that the admin user logs in with this run's own key[^\n]*\n(?:[^\n]*\n)??ok: \[vps -> localhost\]")
 
 
 def test_the_ssh_port_moves_and_the_next_run_finds_it(host, address, tmp_path):
@@ -364,6 +391,8 @@ def test_back_to_back_runs_pass_and_trip_no_defence(host, address, tmp_path):
     results.append(connect(address, tmp_path, admin="deploy", first_contact="root"))
     for result in results:
         assert result.returncode == 0, tail(result)
+    # Each run's login probe logged in with the operator's own key, from here.
+    assert all(OPERATOR_PROBE.search(result.stdout) for result in results[:3]), tail(results[0])
     assert [changed(result) for result in results[:3]] == [0, 0, 0]
     assert total_failed(host) == failed_before
     assert not banned_addresses(host)
