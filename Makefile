@@ -43,13 +43,13 @@ molecule: setup ## One scenario on one Debian: make molecule SCENARIO=nginx DIST
 	$(BIN)/pytest tests/test_molecule.py -k "$(SCENARIO)-$(DISTRO)" --durations=0
 
 molecule-all: setup ## Every Molecule scenario on Debian 13 and 12, in parallel
-	$(BIN)/pytest -n $(JOBS) --dist worksteal tests/test_molecule.py --durations=0
+	$(BIN)/pytest -n $(JOBS) --dist load --maxschedchunk 1 tests/test_molecule.py --durations=0
 
 test: ## The whole suite: lint, app tests, every scenario on both Debians
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory app-test
 	@$(MAKE) --no-print-directory setup
-	$(BIN)/pytest -n $(JOBS) --dist worksteal --durations=0 --ignore=tests/test_lint.py
+	$(BIN)/pytest -n $(JOBS) --dist load --maxschedchunk 1 --durations=0 --ignore=tests/test_lint.py
 
 bench: venv docker images ## Figures on a fresh sandbox: provisioning, zero downtime, throughput (bench/results/)
 	@scripts/setup-venv.sh .venv-bench bench/requirements.txt

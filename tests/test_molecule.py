@@ -30,7 +30,7 @@ LOG_DIR = ROOT / ".cache" / "molecule-logs"
 # verifier's own pytest session prunes older tmp_path folders, including those of
 # scenarios still running in parallel.
 RUN_DIR = ROOT / ".cache" / "molecule-runs"
-TIMEOUT = int(os.environ.get("FLASK_VPS_SCENARIO_TIMEOUT", "2700"))
+TIMEOUT = int(os.environ.get("FLASK_VPS_SCENARIO_TIMEOUT", "3600"))
 
 
 @pytest.mark.parametrize("distro", DISTROS)
