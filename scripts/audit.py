@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -255,6 +256,53 @@ def check_secrets(audit: Audit) -> None:
                      encrypted)
 
 
+# --- PostgreSQL ---------------------------------------------------------------------
+
+def env_value(audit: Audit, name: str) -> str | None:
+    for line in audit.inside("cat", audit.args.env_file).stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == name:
+            return value.strip().strip("'\"")
+    return None
+
+
+def psql(audit: Audit, query: str) -> str:
+    """One query as the postgres superuser over the socket; the query goes on stdin."""
+    return audit.inside("psql", "-XAtq", "-v", "ON_ERROR_STOP=1", user="postgres", stdin=query, check=True).stdout.strip()
+
+
+def check_database(audit: Audit) -> None:
+    url = env_value(audit, audit.args.database_url_env)
+    if not url or not url.startswith("postgresql"):
+        audit.record("PostgreSQL", "not used (SQLite)", "rows below only with PostgreSQL", True)
+        return
+    parsed = urlsplit(url)
+    role, password = unquote(parsed.username or ""), unquote(parsed.password or "")
+    port_open = bool(asyncio.run(open_ports(audit.address, [5432], timeout=10.0)))
+    listen = psql(audit, "SHOW listen_addresses;")
+    local_only = listen in ("", "localhost", "127.0.0.1", "::1", "127.0.0.1,::1", "localhost,127.0.0.1")
+    audit.record("PostgreSQL 5432 from outside", "open" if port_open else "closed",
+                 "closed (database on this host)" if local_only else "open only to app hosts", not port_open or not local_only)
+    ssl_on = psql(audit, "SHOW ssl;")
+    audit.record("PostgreSQL listen_addresses / ssl", f"'{listen}' / {ssl_on}",
+                 "no TCP address, or ssl on", local_only or ssl_on == "on")
+    weak = psql(audit, "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method IN ('trust', 'md5', 'password');")
+    methods = psql(audit, "SELECT string_agg(DISTINCT auth_method, ',') FROM pg_hba_file_rules;")
+    audit.record("pg_hba trust/md5/password lines", f"{weak} (methods: {methods})", "0", weak == "0")
+    stored = psql(audit, "SELECT coalesce(left(rolpassword, 14), 'none') FROM pg_authid WHERE rolname = "
+                  + "'" + role.replace("'", "''") + "';")
+    audit.record(f"role {role}'s password stored as", stored.split("$")[0] or "none", "SCRAM-SHA-256",
+                 stored.startswith("SCRAM-SHA-256$"))
+    if password:
+        readable = audit.inside(
+            "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-f", "-", "/",
+            user="nobody", stdin=password + "\n",
+        ).stdout.split()
+        audit.record("database password in files readable by non-root", readable[:5] or "none", "none", not readable)
+        cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=password).stdout.strip()
+        audit.record("database password in process command lines", cmdlines, "0", cmdlines == "0")
+
+
 # --- SSH -----------------------------------------------------------------------------
 
 def ssh_login(audit: Audit, user: str, *options: str) -> bool:
@@ -303,6 +351,7 @@ CHECKS = {
     "headers": check_headers,
     "ports": check_ports,
     "secrets": check_secrets,
+    "database": check_database,
     "ssh": check_ssh,
     "lynis": check_lynis,
 }
@@ -325,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-user", default="deploy")
     parser.add_argument("--app-unit-prefix", default="flaskapp")
     parser.add_argument("--env-file", default="/etc/flask-vps/flaskapp.env")
+    parser.add_argument("--database-url-env", default="FLASK_DATABASE_URL")
     parser.add_argument("--static-path", default="/static/style.css")
     parser.add_argument("--ansible-output", help="output of a verbose Ansible run to search for the secret")
     parser.add_argument("--only", nargs="*", choices=sorted(CHECKS), help="run only these checks")
