@@ -301,6 +301,10 @@ def check_database(audit: Audit) -> None:
         audit.record("database password in files readable by non-root", readable[:5] or "none", "none", not readable)
         cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=password).stdout.strip()
         audit.record("database password in process command lines", cmdlines, "0", cmdlines == "0")
+        if audit.args.ansible_output:
+            text = Path(audit.args.ansible_output).read_text(errors="replace")
+            audit.record("database password in Ansible output (-v run)", "found" if password in text else "absent",
+                         "absent", password not in text)
 
 
 # --- SSH -----------------------------------------------------------------------------
