@@ -21,6 +21,9 @@ from webapp.models import Note, db
 
 APP_DIR = Path(__file__).resolve().parent.parent
 POSTGRESQL_URL_VAR = "FLASK_VPS_TEST_DATABASE_URL"
+# Read at import: conftest.py's autouse fixture removes every FLASK_* variable
+# before each test, this one included.
+POSTGRESQL_URL = os.environ.get(POSTGRESQL_URL_VAR)
 HEAD = "0002"
 
 
@@ -39,7 +42,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'migrations.sqlite3'}"
         return
 
-    url = os.environ.get(POSTGRESQL_URL_VAR)
+    url = POSTGRESQL_URL
     if not url:
         pytest.skip(f"{POSTGRESQL_URL_VAR} is not set (a PostgreSQL URL the suite may empty)")
 
