@@ -113,8 +113,15 @@ def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 # Migrations a test deployed, by file name: every later copy of the app carries
 # them, as every later release of a real app would (a release without a revision
-# the database is at cannot run `flask db upgrade`).
+# the database is at cannot run `flask db upgrade`). So once a migration went
+# live, a run that ships app/ itself would fail: later runs name the source of
+# the live release (STATE["source"], set by each deploy that switched).
 MIGRATIONS: dict[str, str] = {}
+
+
+def live_source() -> list[str]:
+    """The -e that ships the live release's own source: a run with nothing new to build."""
+    return ["-e", f"flask_vps_app_source_dir={STATE['source']}"] if "source" in STATE else []
 
 
 def app_copy(wsgi_extra: str, migrations: dict[str, str] | None = None) -> Path:
@@ -325,6 +332,7 @@ def test_deploy_with_a_migration_under_load_drops_nothing(host, address: str) ->
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert_strict_load_passed(load, 1000)
     MIGRATIONS.update(added)
+    STATE["source"] = str(source)
     assert "site_tag" in note_columns(host)
     assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
     # flask_vps_backup_before_migrate: one backup, taken before the migration.
@@ -495,6 +503,7 @@ def test_deploy_killed_at_any_step_leaves_the_site_serving(address: str, point: 
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     after = served_release(container_address())
     assert after != before and after in result.stdout
+    STATE["source"] = str(source)
 
 
 @pytest.mark.only_on("debian13")
@@ -511,7 +520,7 @@ def test_a_run_beside_a_deploy_that_holds_the_lock_is_refused(host, address: str
         assert word in refused.stdout, refused.stdout[-4000:]
     assert served_release(address) == before and host.file(lock).is_directory
     # The documented flag clears it.
-    cleared = playbook("deploy.yml", "-e", '{"flask_vps_deploy_unlock": true}')
+    cleared = playbook("deploy.yml", "-e", '{"flask_vps_deploy_unlock": true}', *live_source())
     assert cleared.returncode == 0, cleared.stdout[-6000:]
     assert not host.file(lock).exists
 
@@ -522,7 +531,7 @@ def test_a_lock_left_by_a_killed_run_from_this_machine_is_cleared(host) -> None:
     owner = {"controller": socket.gethostname(), "pid": "999999", "user": "bob", "since": "2026-12-02 11:00:00 UTC",
              "action": "deploy", "release": "(choosing)"}
     host.check_output(f"mkdir {lock} && echo '{json.dumps(owner)}' > {lock}/owner.json")
-    result = playbook("deploy.yml")
+    result = playbook("deploy.yml", *live_source())
     assert result.returncode == 0, result.stdout[-6000:]
     assert "its process is gone" in result.stdout
     assert not host.file(lock).exists
@@ -554,7 +563,8 @@ def test_site_deploy_and_rollback_back_to_back_over_ssh(host, address: str) -> N
     source = app_copy(f"\n# site scenario, over SSH {uuid.uuid4().hex}\n")
     # site.yml verbose: on the Debian that runs no --check --diff -v, the audit
     # searches this output for the secret.
-    for name, args in (("site.yml", ("-v",)), ("deploy.yml", ("-e", f"flask_vps_app_source_dir={source}")),
+    for name, args in (("site.yml", ("-v", *live_source())),
+                       ("deploy.yml", ("-e", f"flask_vps_app_source_dir={source}")),
                        ("rollback.yml", ())):
         command, settings = playbook_run(name, *args)
         command[command.index(str(INVENTORY))] = str(inventory)
