@@ -230,22 +230,28 @@ print(len(hits))
 """
 
 
-def check_secrets(audit: Audit) -> None:
-    secret = secret_value(audit)
+def check_leaks(audit: Audit, label: str, value: str) -> None:
+    """Where a secret value must never be: files others can read, command lines, and the
+    verbose Ansible output given with --ansible-output. The value goes in on stdin."""
     readable = audit.inside(
         "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-f", "-", "/",
-        user="nobody", stdin=secret + "\n",
+        user="nobody", stdin=value + "\n",
     ).stdout.split()
-    audit.record("secret in files readable by non-root", readable[:5] or "none", "none", not readable)
-    cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=secret).stdout.strip()
-    audit.record("secret in process command lines", cmdlines, "0", cmdlines == "0")
+    audit.record(f"{label} in files readable by non-root", readable[:5] or "none", "none", not readable)
+    cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=value).stdout.strip()
+    audit.record(f"{label} in process command lines", cmdlines, "0", cmdlines == "0")
+    if audit.args.ansible_output:
+        text = Path(audit.args.ansible_output).read_text(errors="replace")
+        audit.record(f"{label} in Ansible output (-v run)", "found" if value in text else "absent", "absent",
+                     value not in text)
+
+
+def check_secrets(audit: Audit) -> None:
+    secret = secret_value(audit)
+    check_leaks(audit, "secret", secret)
     tracked = subprocess.run(["git", "grep", "-lF", "-f", "-"], cwd=ROOT, capture_output=True, text=True,
                              input=secret + "\n").stdout.split()
     audit.record("secret in tracked files", tracked or "none", "none", not tracked)
-    if audit.args.ansible_output:
-        text = Path(audit.args.ansible_output).read_text(errors="replace")
-        audit.record("secret in Ansible output (-v run)", "found" if secret in text else "absent", "absent",
-                     secret not in text)
     for env in ("production", "staging"):
         vault = ROOT / "inventories" / env / "group_vars" / "all" / "vault.yml"
         if not vault.exists():
@@ -294,17 +300,7 @@ def check_database(audit: Audit) -> None:
     audit.record(f"role {role}'s password stored as", stored.split("$")[0] or "none", "SCRAM-SHA-256",
                  stored.startswith("SCRAM-SHA-256$"))
     if password:
-        readable = audit.inside(
-            "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-f", "-", "/",
-            user="nobody", stdin=password + "\n",
-        ).stdout.split()
-        audit.record("database password in files readable by non-root", readable[:5] or "none", "none", not readable)
-        cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=password).stdout.strip()
-        audit.record("database password in process command lines", cmdlines, "0", cmdlines == "0")
-        if audit.args.ansible_output:
-            text = Path(audit.args.ansible_output).read_text(errors="replace")
-            audit.record("database password in Ansible output (-v run)", "found" if password in text else "absent",
-                         "absent", password not in text)
+        check_leaks(audit, "database password", password)
 
 
 # --- SSH -----------------------------------------------------------------------------
