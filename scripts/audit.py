@@ -204,13 +204,20 @@ def check_ports(audit: Audit) -> None:
 
 # --- secrets -------------------------------------------------------------------------
 
-def secret_value(audit: Audit) -> str:
-    env_file = audit.inside("sh", "-c", f"cat {audit.args.env_file}").stdout
-    for line in env_file.splitlines():
+def env_value(audit: Audit, name: str) -> str | None:
+    """One variable of the app's environment file, or None."""
+    for line in audit.inside("cat", audit.args.env_file).stdout.splitlines():
         key, _, value = line.partition("=")
-        if key.strip() == "FLASK_SECRET_KEY":
+        if key.strip() == name:
             return value.strip().strip("'\"")
-    raise SystemExit(f"audit: no FLASK_SECRET_KEY in {audit.args.env_file}")
+    return None
+
+
+def secret_value(audit: Audit) -> str:
+    secret = env_value(audit, "FLASK_SECRET_KEY")
+    if secret is None:
+        raise SystemExit(f"audit: no FLASK_SECRET_KEY in {audit.args.env_file}")
+    return secret
 
 
 # The secret goes to every search on stdin (grep -f -, a Python reading stdin), so
@@ -263,14 +270,6 @@ def check_secrets(audit: Audit) -> None:
 
 
 # --- PostgreSQL ---------------------------------------------------------------------
-
-def env_value(audit: Audit, name: str) -> str | None:
-    for line in audit.inside("cat", audit.args.env_file).stdout.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == name:
-            return value.strip().strip("'\"")
-    return None
-
 
 def psql(audit: Audit, query: str) -> str:
     """One query as the postgres superuser over the socket; the query goes on stdin."""

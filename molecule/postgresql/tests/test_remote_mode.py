@@ -25,15 +25,22 @@ CA = "/etc/ssl/flask-vps-test/ca.crt"
 PLAYBOOK_ENV = {"ANSIBLE_PIPELINING": "true"}
 
 
+def remote_run(*args: str):
+    """remote.yml with args: it must pass, and neither the password nor the private
+    key may appear in its output."""
+    result = ansible_playbook(SCENARIO / "remote.yml", *args, **PLAYBOOK_ENV)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    return result
+
+
 @pytest.fixture(scope="module")
 def remote(host):
     """remote.yml run twice: the second run must change nothing. The first runs with
     --diff and -v, and neither the password nor the private key may appear in its output."""
     for args in (["--diff", "-v"], []):
-        result = ansible_playbook(SCENARIO / "remote.yml", *args, **PLAYBOOK_ENV)
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-        assert PASSWORD not in result.stdout + result.stderr
-        assert "PRIVATE KEY" not in result.stdout + result.stderr
+        result = remote_run(*args)
     assert re.search(r"changed=0\s", result.stdout), f"the second remote-mode run changed something:\n{result.stdout[-6000:]}"
     return host
 
@@ -115,12 +122,6 @@ def test_pg_hba_still_has_no_trust_or_md5_lines(remote):
     types = remote.check_output("runuser -u postgres -- psql -XAtqc "
                                 "\"SELECT DISTINCT type FROM pg_hba_file_rules WHERE auth_method <> 'reject' ORDER BY 1\"").split()
     assert types == ["hostssl", "local"]
-
-
-def remote_run(*args: str) -> None:
-    result = ansible_playbook(SCENARIO / "remote.yml", *args, **PLAYBOOK_ENV)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    assert PASSWORD not in result.stdout + result.stderr
 
 
 def port_answers(address: str, port: int, timeout: float = 5.0) -> bool:
