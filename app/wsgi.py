@@ -1,4 +1,4 @@
-"""WSGI entry point: ``gunicorn wsgi:app``, ``flask --app wsgi init-db``.
+"""WSGI entry point: ``gunicorn wsgi:app``, ``flask --app wsgi db upgrade``.
 
 Production unless ``FLASK_CONFIG`` names another configuration.
 """

@@ -8,8 +8,10 @@
    rate limit may refuse;
 3. deploy.yml of a code change (aim: under 20 s), under HTTPS load on loopback;
 4. deploy.yml of a release that never passes its health check (must fail);
-5. rollback.yml;
-with the figures of the load during 3, 4 and 5: GET /healthz from 4 workers and
+5. backup.yml, then deploy.yml of a release with a migration that adds a column;
+6. rollback.yml (to the release before the migration), then restore.yml of that
+   backup (the schema back where app/'s migrations end);
+with the figures of the load during 3, 4, the migration deploy and the rollback: GET /healthz from 4 workers and
 unique notes POSTed to /api/notes by a fifth, in scripts/loadgen.py's strict mode
 (nothing retried, so a keep-alive connection nginx closes on reload counts as a
 failure and in closed_by_server), and the notes read back afterwards (missing:
@@ -55,6 +57,21 @@ from flask import abort, request
 def refuse_health():
     if request.path == "/healthz":
         abort(503)
+'''
+
+# An expand migration after app/'s last one: a nullable column the older releases ignore.
+HEAD_REVISION = sorted(p.stem.split("_")[0] for p in (ROOT / "app" / "webapp" / "migrations" / "versions").glob("[0-9]*.py"))[-1]
+MIGRATION = f'''from alembic import op
+import sqlalchemy as sa
+
+revision = "9001"
+down_revision = "{HEAD_REVISION}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("notes", sa.Column("bench_tag", sa.Text(), nullable=True))
 '''
 
 
@@ -217,9 +234,30 @@ def measure(warm: bool) -> dict[str, float]:
         say(f"failed deploy (refused):  {seconds} s, {load_summary(load)}")
         figures.update(failed_deploy_seconds=seconds, **load_figures("failed_deploy", load))
 
+        # The database's undo path, timed: a backup, a deploy whose migration adds
+        # a column (expand: the old release ignores it), a rollback to the release
+        # before it, and a restore of the backup, which puts the schema back where
+        # app/'s migrations end, so `make demo-deploy` works after the bench.
+        seconds, _ = timed("backup", command("backup.yml"))
+        backup = re.search(r"Backup (\S+\.dump) in ", (STATE / "logs" / "measure-backup.log").read_text())
+        say(f"backup.yml:               {seconds} s ({backup.group(1) if backup else 'no backup name printed'})")
+        figures.update(backup_seconds=seconds)
+        migrated = app_copy(Path(tmp) / "migration", f"\n# measured migration {time.time_ns()}\n")
+        (migrated / "webapp" / "migrations" / "versions" / "9001_bench_column.py").write_text(MIGRATION)
+        seconds, count, load = under_load("migration-deploy",
+                                          command("deploy.yml", "-e", f"flask_vps_app_source_dir={migrated}"))
+        say(f"deploy.yml (migration):   {seconds} s, changed={count}, {load_summary(load)}")
+        figures.update(migration_deploy_seconds=seconds, **load_figures("migration_deploy", load))
+
     seconds, count, load = under_load("rollback", command("rollback.yml"))
     say(f"rollback.yml:             {seconds} s, changed={count}, {load_summary(load)}")
     figures.update(rollback_seconds=seconds, **load_figures("rollback", load))
+
+    if backup:
+        seconds, _ = timed("restore", command("restore.yml", "-e", f"backup={backup.group(1)}",
+                                              "-e", "restore_confirm=yes"))
+        say(f"restore.yml:              {seconds} s")
+        figures.update(restore_seconds=seconds)
     return figures
 
 

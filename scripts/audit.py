@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -216,13 +217,20 @@ def check_ports(audit: Audit) -> None:
 
 # --- secrets -------------------------------------------------------------------------
 
-def secret_value(audit: Audit) -> str:
-    env_file = audit.inside("sh", "-c", f"cat {audit.args.env_file}").stdout
-    for line in env_file.splitlines():
+def env_value(audit: Audit, name: str) -> str | None:
+    """One variable of the app's environment file, or None."""
+    for line in audit.inside("cat", audit.args.env_file).stdout.splitlines():
         key, _, value = line.partition("=")
-        if key.strip() == "FLASK_SECRET_KEY":
+        if key.strip() == name:
             return value.strip().strip("'\"")
-    raise SystemExit(f"audit: no FLASK_SECRET_KEY in {audit.args.env_file}")
+    return None
+
+
+def secret_value(audit: Audit) -> str:
+    secret = env_value(audit, "FLASK_SECRET_KEY")
+    if secret is None:
+        raise SystemExit(f"audit: no FLASK_SECRET_KEY in {audit.args.env_file}")
+    return secret
 
 
 # The secret goes to every search on stdin (grep -f -, a Python reading stdin), so
@@ -242,22 +250,28 @@ print(len(hits))
 """
 
 
-def check_secrets(audit: Audit) -> None:
-    secret = secret_value(audit)
+def check_leaks(audit: Audit, label: str, value: str) -> None:
+    """Where a secret value must never be: files others can read, command lines, and the
+    verbose Ansible output given with --ansible-output. The value goes in on stdin."""
     readable = audit.inside(
         "grep", "-rlsF", "--exclude-dir=proc", "--exclude-dir=sys", "--exclude-dir=dev", "-f", "-", "/",
-        user="nobody", stdin=secret + "\n",
+        user="nobody", stdin=value + "\n",
     ).stdout.split()
-    audit.record("secret in files readable by non-root", readable[:5] or "none", "none", not readable)
-    cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=secret).stdout.strip()
-    audit.record("secret in process command lines", cmdlines, "0", cmdlines == "0")
+    audit.record(f"{label} in files readable by non-root", readable[:5] or "none", "none", not readable)
+    cmdlines = audit.inside("python3", "-c", CMDLINE_SEARCH, stdin=value).stdout.strip()
+    audit.record(f"{label} in process command lines", cmdlines, "0", cmdlines == "0")
+    if audit.args.ansible_output:
+        text = Path(audit.args.ansible_output).read_text(errors="replace")
+        audit.record(f"{label} in Ansible output (-v run)", "found" if value in text else "absent", "absent",
+                     value not in text)
+
+
+def check_secrets(audit: Audit) -> None:
+    secret = secret_value(audit)
+    check_leaks(audit, "secret", secret)
     tracked = subprocess.run(["git", "grep", "-lF", "-f", "-"], cwd=ROOT, capture_output=True, text=True,
                              input=secret + "\n").stdout.split()
     audit.record("secret in tracked files", tracked or "none", "none", not tracked)
-    if audit.args.ansible_output:
-        text = Path(audit.args.ansible_output).read_text(errors="replace")
-        audit.record("secret in Ansible output (-v run)", "found" if secret in text else "absent", "absent",
-                     secret not in text)
     for env in ("production", "staging"):
         vault = ROOT / "inventories" / env / "group_vars" / "all" / "vault.yml"
         if not vault.exists():
@@ -266,6 +280,39 @@ def check_secrets(audit: Audit) -> None:
         encrypted = vault.read_text().startswith("$ANSIBLE_VAULT")
         audit.record(f"{env} vault.yml encrypted", "encrypted" if encrypted else "PLAIN TEXT", "encrypted or absent",
                      encrypted)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------
+
+def psql(audit: Audit, query: str) -> str:
+    """One query as the postgres superuser over the socket; the query goes on stdin."""
+    return audit.inside("psql", "-XAtq", "-v", "ON_ERROR_STOP=1", user="postgres", stdin=query, check=True).stdout.strip()
+
+
+def check_database(audit: Audit) -> None:
+    url = env_value(audit, audit.args.database_url_env)
+    if not url or not url.startswith("postgresql"):
+        audit.record("PostgreSQL", "not used (SQLite)", "rows below only with PostgreSQL", True)
+        return
+    parsed = urlsplit(url)
+    role, password = unquote(parsed.username or ""), unquote(parsed.password or "")
+    port_open = bool(asyncio.run(open_ports(audit.address, [5432], timeout=10.0)))
+    listen = psql(audit, "SHOW listen_addresses;")
+    local_only = listen in ("", "localhost", "127.0.0.1", "::1", "127.0.0.1,::1", "localhost,127.0.0.1")
+    audit.record("PostgreSQL 5432 from outside", "open" if port_open else "closed",
+                 "closed (database on this host)" if local_only else "open only to app hosts", not port_open or not local_only)
+    ssl_on = psql(audit, "SHOW ssl;")
+    audit.record("PostgreSQL listen_addresses / ssl", f"'{listen}' / {ssl_on}",
+                 "no TCP address, or ssl on", local_only or ssl_on == "on")
+    weak = psql(audit, "SELECT count(*) FROM pg_hba_file_rules WHERE auth_method IN ('trust', 'md5', 'password');")
+    methods = psql(audit, "SELECT string_agg(DISTINCT auth_method, ',') FROM pg_hba_file_rules;")
+    audit.record("pg_hba trust/md5/password lines", f"{weak} (methods: {methods})", "0", weak == "0")
+    stored = psql(audit, "SELECT coalesce(left(rolpassword, 14), 'none') FROM pg_authid WHERE rolname = "
+                  + "'" + role.replace("'", "''") + "';")
+    audit.record(f"role {role}'s password stored as", stored.split("$")[0] or "none", "SCRAM-SHA-256",
+                 stored.startswith("SCRAM-SHA-256$"))
+    if password:
+        check_leaks(audit, "database password", password)
 
 
 # --- SSH -----------------------------------------------------------------------------
@@ -316,6 +363,7 @@ CHECKS = {
     "headers": check_headers,
     "ports": check_ports,
     "secrets": check_secrets,
+    "database": check_database,
     "ssh": check_ssh,
     "lynis": check_lynis,
 }
@@ -338,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-user", default="deploy")
     parser.add_argument("--app-unit-prefix", default="flaskapp")
     parser.add_argument("--env-file", default="/etc/flask-vps/flaskapp.env")
+    parser.add_argument("--database-url-env", default="FLASK_DATABASE_URL")
     parser.add_argument("--static-path", default="/static/style.css")
     parser.add_argument("--ansible-output", help="output of a verbose Ansible run to search for the secret")
     parser.add_argument("--only", nargs="*", choices=sorted(CHECKS), help="run only these checks")

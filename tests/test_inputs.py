@@ -30,8 +30,10 @@ from conftest import ROOT, VENV_BIN, run
 ADMIN_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICKuHhNMA3+KgbFBfSNO8pdcJirc2+4lJwteBH7bCei2 test@flask-vps"
 GOOD_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 # What a filled-in vault of a non-sandbox environment holds.
+GOOD_DATABASE_PASSWORD = "Vq3xT8rLk2NwZp5hYc7dMf9sGb4jHa6e"
 GOOD_STAGING = {
     "vault_flask_vps_secret_key": GOOD_SECRET,
+    "vault_flask_vps_database_password": GOOD_DATABASE_PASSWORD,
     "vault_flask_vps_acme_email": "ops@flask-vps.test",
     "vault_flask_vps_admin_keys": [ADMIN_KEY],
 }
@@ -58,6 +60,21 @@ BAD_INPUTS = [
      "flask_vps_secret_key", "the sandbox's value outside the sandbox"),
     ("placeholder-app-secret", "staging", GOOD_STAGING | {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "change-me"}},
      "flask_vps_app_secrets", "a placeholder app secret"),
+    # The database
+    ("unknown-database", "sandbox", {"flask_vps_database": "mysql"}, "flask_vps_database", "a database other than postgresql or sqlite"),
+    ("database-password-not-in-vault", "staging",
+     {k: v for k, v in GOOD_STAGING.items() if k != "vault_flask_vps_database_password"},
+     "flask_vps_database_password", "postgresql with a vault without the database password"),
+    ("short-database-password", "sandbox", {"flask_vps_database_password": "short"}, "flask_vps_database_password",
+     "a database password shorter than 16 characters"),
+    ("placeholder-database-password", "staging",
+     GOOD_STAGING | {"vault_flask_vps_database_password": "REPLACE_ME_with_python3_-c_import_secrets_print_secrets.token_urlsafe_32"},
+     "flask_vps_database_password", "the example placeholder"),
+    ("sandbox-database-password-in-staging", "staging",
+     GOOD_STAGING | {"vault_flask_vps_database_password": "sandbox-only-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"},
+     "flask_vps_database_password", "the sandbox's database password outside the sandbox"),
+    ("database-password-is-the-secret-key", "staging", GOOD_STAGING | {"vault_flask_vps_database_password": GOOD_SECRET},
+     "flask_vps_database_password", "the secret key reused as the database password"),
     ("repeated-char-app-secret", "sandbox", {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "x" * 40}},
      "flask_vps_app_secrets", "an app secret of one character repeated"),
     ("whitespace-app-secret", "sandbox", {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "\t  \t"}},

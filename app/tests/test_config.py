@@ -80,7 +80,7 @@ class TestConfigName:
 
 
 class TestSources:
-    """Class < instance config.py < FLASK_SETTINGS_FILE < FLASK_* variables."""
+    """Class < instance config.py < FLASK_SETTINGS_FILE < JSON file < FLASK_* variables."""
 
     @pytest.fixture
     def instance_file(self, instance_path: Path) -> Path:
@@ -122,6 +122,36 @@ class TestSources:
         assert app.config["FROM_INSTANCE"] == "instance"
         assert app.config["FROM_SETTINGS"] == "settings"
         assert app.config["SHARED"] == "environment"
+
+    def test_json_file_overrides_settings_file(self, make_app, settings_file: Path, tmp_path: Path) -> None:
+        settings_file.write_text("NOTE_MAX_LENGTH = 20\nFROM_SETTINGS = 'settings'\n")
+        json_file = tmp_path / "settings.json"
+        json_file.write_text('{"NOTE_MAX_LENGTH": 40, "TRUSTED_HOSTS": ["a.example"]}')
+        app = make_app("testing", FLASK_SETTINGS_FILE=str(settings_file), FLASK_SETTINGS_JSON=str(json_file))
+        assert app.config["NOTE_MAX_LENGTH"] == 40
+        assert app.config["FROM_SETTINGS"] == "settings"
+        assert app.config["TRUSTED_HOSTS"] == ["a.example"]
+
+    def test_environment_overrides_json_file(self, make_app, tmp_path: Path) -> None:
+        json_file = tmp_path / "settings.json"
+        json_file.write_text('{"NOTE_MAX_LENGTH": 40}')
+        app = make_app("testing", FLASK_SETTINGS_JSON=str(json_file), FLASK_NOTE_MAX_LENGTH="50")
+        assert app.config["NOTE_MAX_LENGTH"] == 50
+
+    def test_instance_json_file_is_read_when_present(self, make_app, instance_file: Path) -> None:
+        instance_file.write_text("NOTE_MAX_LENGTH = 10\n")
+        (instance_file.parent / "settings.json").write_text('{"NOTE_MAX_LENGTH": 15}')
+        assert make_app("testing").config["NOTE_MAX_LENGTH"] == 15
+
+    def test_named_json_file_must_exist(self, make_app, tmp_path: Path) -> None:
+        with pytest.raises(OSError, match="missing.json"):
+            make_app("testing", FLASK_SETTINGS_JSON=str(tmp_path / "missing.json"))
+
+    def test_json_file_must_be_json(self, make_app, tmp_path: Path) -> None:
+        json_file = tmp_path / "settings.json"
+        json_file.write_text("NOTE_MAX_LENGTH = 40\n")
+        with pytest.raises(ValueError):
+            make_app("testing", FLASK_SETTINGS_JSON=str(json_file))
 
     def test_named_settings_file_must_exist(self, make_app, tmp_path: Path) -> None:
         with pytest.raises(OSError, match="missing.py"):

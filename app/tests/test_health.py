@@ -28,7 +28,7 @@ def test_database_unreachable(make_app, tmp_path: Path, caplog: pytest.LogCaptur
 
 
 def test_production_health_needs_no_schema(make_production_app) -> None:
-    # The deploy may probe before init-db; SELECT 1 needs no tables.
+    # The deploy may probe before db upgrade; SELECT 1 needs no tables.
     response = make_production_app().test_client().get("/healthz")
     assert response.status_code == 200
 

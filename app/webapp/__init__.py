@@ -5,16 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from flask_migrate import Migrate
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import config
 from .api import bp as api_bp
-from .cli import init_db_command
 from .csrf import csrf_token
 from .errors import register_error_handlers
 from .logs import configure_logging
 from .models import db
 from .views import bp as main_bp
+
+# Inside the package, so `flask db upgrade` finds them from any directory.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+migrate = Migrate(directory=str(MIGRATIONS_DIR))
 
 # The deploy writes REVISION next to wsgi.py, one level above this package.
 DEFAULT_REVISION_FILE = Path(__file__).resolve().parent.parent / "REVISION"
@@ -41,10 +45,10 @@ def create_app(config_name: str | None = None, instance_path: str | None = None)
     install_proxy_fix(app)
 
     db.init_app(app)
+    migrate.init_app(app, db)
     app.register_blueprint(main_bp)
     app.register_blueprint(api_bp)
     register_error_handlers(app)
-    app.cli.add_command(init_db_command)
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     app.logger.info("Started: config=%s release=%s", name, app.config["RELEASE_ID"])

@@ -6,8 +6,12 @@ Settings are loaded in this order, later sources overriding earlier ones
 
 1. the class picked by name (``FLASK_CONFIG`` or the factory argument),
 2. ``config.py`` in the instance folder, if it exists,
-3. the file named by ``FLASK_SETTINGS_FILE``, if that variable is set,
-4. every ``FLASK_*`` environment variable, prefix removed.
+3. the Python file named by ``FLASK_SETTINGS_FILE``, if that variable is set,
+4. a JSON file (``from_file(..., load=json.load)``): the one named by
+   ``FLASK_SETTINGS_JSON``, which must then exist, else ``settings.json``
+   in the instance folder if it exists. Flask's docs place data files
+   after the Python files and before the environment; so does this,
+5. every ``FLASK_*`` environment variable, prefix removed.
 
 After loading, :func:`finalize` derives the database URI and checks the
 values that would make production unsafe.
@@ -15,6 +19,7 @@ values that would make production unsafe.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -25,6 +30,7 @@ from flask import Config as FlaskConfig
 ENV_PREFIX = "FLASK"
 CONFIG_NAME_VAR = "FLASK_CONFIG"
 SETTINGS_FILE_VAR = "FLASK_SETTINGS_FILE"
+SETTINGS_JSON_VAR = "FLASK_SETTINGS_JSON"
 SQLITE_FILENAME = "app.sqlite3"
 
 # from_prefixed_env() json-decodes every value it can. These settings are
@@ -63,6 +69,9 @@ class Config:
     DATA_DIR: str | None = None
     # Always derived from the two above by finalize().
     SQLALCHEMY_DATABASE_URI: str | None = None
+    # A restore or a restart of PostgreSQL closes pooled connections; test
+    # each before use rather than failing the next request.
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -141,6 +150,10 @@ def load(config: FlaskConfig, config_name: str) -> None:
     # in the path must not quietly drop the operator's settings.
     if os.environ.get(SETTINGS_FILE_VAR):
         config.from_envvar(SETTINGS_FILE_VAR)
+
+    # The same rule for the JSON file: silent only when nobody named one.
+    settings_json = os.environ.get(SETTINGS_JSON_VAR)
+    config.from_file(settings_json or "settings.json", load=json.load, silent=not settings_json)
 
     config.from_prefixed_env(ENV_PREFIX)
 

@@ -1,4 +1,7 @@
-"""Database models. The schema is created by ``flask init-db``."""
+"""Database models. The schema comes from the migrations in
+``webapp/migrations`` (``flask --app wsgi db upgrade``); a change to a model
+needs a new migration (``flask --app webapp db migrate -m "..."``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Any
 
 from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Text, select
+from sqlalchemy import DateTime, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -34,6 +37,10 @@ class Note(db.Model):
     # so changing it needs no schema change.
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The release that stored the note (migration 0002). Nullable: notes from
+    # before it have none, and a release older than the column ignores it
+    # while it serves beside a newer one (expand/contract).
+    release: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     def to_dict(self) -> dict[str, Any]:
         created_at = self.created_at
@@ -42,7 +49,7 @@ class Note(db.Model):
         if created_at.tzinfo is None:
             created_at = created_at.replace(tzinfo=timezone.utc)
 
-        return {"id": self.id, "text": self.text, "created_at": created_at.isoformat()}
+        return {"id": self.id, "text": self.text, "created_at": created_at.isoformat(), "release": self.release}
 
 
 def add_note(text: Any) -> Note:
@@ -56,7 +63,7 @@ def add_note(text: Any) -> Note:
     if len(text) > max_length:
         raise InvalidNote(f"Text is longer than {max_length} characters.")
 
-    note = Note(text=text)
+    note = Note(text=text, release=current_app.config["RELEASE_ID"])
     db.session.add(note)
     db.session.commit()
     return note

@@ -54,7 +54,7 @@ def test_env_file_holds_settings_and_secret_for_the_group_only(host):
 
 
 def test_hooks_ran_with_the_app_environment(host):
-    # Pre-hook: init-db created the database as the app; post-hook touched a file.
+    # Pre-hook: db upgrade created the SQLite database as the app; post-hook touched a file.
     db = host.file(f"/srv/{APP}/shared/data/app.sqlite3")
     assert db.exists and db.user == APP
     assert host.file(f"/srv/{APP}/shared/data/post-hook-ran").user == APP

@@ -5,15 +5,18 @@ listed."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import socket
 import ssl
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
-from pytest_helpers.network import ansible_playbook
+from pytest_helpers.network import PROJECT_DIR, ansible_playbook
 
 SCENARIO = Path(__file__).resolve().parents[1]
 DATABASE = USER = "flaskapp"
@@ -22,15 +25,22 @@ CA = "/etc/ssl/flask-vps-test/ca.crt"
 PLAYBOOK_ENV = {"ANSIBLE_PIPELINING": "true"}
 
 
+def remote_run(*args: str):
+    """remote.yml with args: it must pass, and neither the password nor the private
+    key may appear in its output."""
+    result = ansible_playbook(SCENARIO / "remote.yml", *args, **PLAYBOOK_ENV)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "PRIVATE KEY" not in result.stdout + result.stderr
+    return result
+
+
 @pytest.fixture(scope="module")
 def remote(host):
     """remote.yml run twice: the second run must change nothing. The first runs with
     --diff and -v, and neither the password nor the private key may appear in its output."""
     for args in (["--diff", "-v"], []):
-        result = ansible_playbook(SCENARIO / "remote.yml", *args, **PLAYBOOK_ENV)
-        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-        assert PASSWORD not in result.stdout + result.stderr
-        assert "PRIVATE KEY" not in result.stdout + result.stderr
+        result = remote_run(*args)
     assert re.search(r"changed=0\s", result.stdout), f"the second remote-mode run changed something:\n{result.stdout[-6000:]}"
     return host
 
@@ -112,3 +122,43 @@ def test_pg_hba_still_has_no_trust_or_md5_lines(remote):
     types = remote.check_output("runuser -u postgres -- psql -XAtqc "
                                 "\"SELECT DISTINCT type FROM pg_hba_file_rules WHERE auth_method <> 'reject' ORDER BY 1\"").split()
     assert types == ["hostssl", "local"]
+
+
+def port_answers(address: str, port: int, timeout: float = 5.0) -> bool:
+    try:
+        socket.create_connection((address, port), timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_the_firewall_opens_5432_to_the_app_hosts_only(remote, address):
+    """As a database host's wiring sets it: ufw on, 5432 allowed from the app hosts
+    (here the container itself), so the test host no longer even reaches pg_hba."""
+    assert port_answers(address, 5432)
+    remote_run("-e", '{"remote_firewall": true}')
+    assert not port_answers(address, 5432)
+    status = remote.check_output("ufw status")
+    assert re.findall(r"^5432/tcp\s+ALLOW\s+(\S+)", status, re.M) == [address], status
+
+
+def test_the_apps_own_suite_passes_against_this_server(remote, address, tmp_path):
+    """app/tests/test_migrations.py's PostgreSQL cases (the schema from the migrations,
+    the old release on the new schema) from the test host, listed now as an app host,
+    over TLS with verify-full against the server's name."""
+    gateway = remote.check_output("ip -4 route show default").split()[2]
+    remote_run("-e", json.dumps({"remote_firewall": True, "remote_extra_app_hosts": [gateway]}))
+    assert port_answers(address, 5432)
+    (tmp_path / "ca.crt").write_bytes(remote.file(CA).content)
+    subprocess.run(["make", "--no-print-directory", "app-venv"], cwd=PROJECT_DIR, check=True,
+                   capture_output=True, timeout=900)
+    hostname = remote.check_output("hostname")
+    url = (f"postgresql+psycopg://{USER}:{PASSWORD}@{hostname}/{DATABASE}"
+           f"?hostaddr={address}&sslmode=verify-full&sslrootcert={tmp_path / 'ca.crt'}")
+    result = subprocess.run(
+        [str(PROJECT_DIR / ".venv-app" / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+         "tests/test_migrations.py", "-k", "postgresql"],
+        cwd=PROJECT_DIR / "app", env=dict(os.environ, FLASK_VPS_TEST_DATABASE_URL=url),
+        capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"\b[1-9]\d* passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout

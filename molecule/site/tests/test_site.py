@@ -1,6 +1,8 @@
 """The whole product, seen from outside: HTTPS through nginx with the CA that
-site.yml fetched, then deploys, a failing deploy and a rollback while a load
-generator keeps asking, and a --check --diff run that must find nothing to do.
+site.yml fetched, the app's data in PostgreSQL, then deploys (one with a
+migration), a failing migration, a failing deploy and a rollback while a load
+generator keeps asking, a backup and a restore, and a --check --diff run that
+must find nothing to do.
 
 The tests run in file order and build on each other (the release served at the
 start, the note written before the deploys), like an operator's day.
@@ -12,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -42,6 +45,10 @@ if (EPHEMERAL / "inventory").is_dir():
     shutil.rmtree(INVENTORY, ignore_errors=True)
     shutil.copytree(EPHEMERAL / "inventory", INVENTORY, symlinks=True, dirs_exist_ok=True)
 CA_FILE = WORK / "ca.crt"
+# The output of this run's verbose playbook run (site.yml --check --diff -v, or the
+# site.yml over SSH, whichever this Debian runs): the audit searches it for the secret.
+VERBOSE_LOG = WORK / "ansible-v.log"
+VERBOSE_LOG.unlink(missing_ok=True)
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import loadgen  # noqa: E402  (scripts/loadgen.py: the load and its during())
@@ -104,14 +111,50 @@ def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, **settings)
 
 
-def app_copy(wsgi_extra: str) -> Path:
+# Migrations a test deployed, by file name: every later copy of the app carries
+# them, as every later release of a real app would (a release without a revision
+# the database is at cannot run `flask db upgrade`). So once a migration went
+# live, a run that ships app/ itself would fail: later runs name the source of
+# the live release (STATE["source"], set by each deploy that switched).
+MIGRATIONS: dict[str, str] = {}
+
+
+def live_source() -> list[str]:
+    """The -e that ships the live release's own source: a run with nothing new to build."""
+    return ["-e", f"flask_vps_app_source_dir={STATE['source']}"] if "source" in STATE else []
+
+
+def app_copy(wsgi_extra: str, migrations: dict[str, str] | None = None) -> Path:
     """A copy of the app whose wsgi.py ends with wsgi_extra: a new release id."""
     target = Path(tempfile.mkdtemp(dir=WORK)) / "app"
     shutil.copytree(ROOT / "app", target, ignore=shutil.ignore_patterns(".venv", "__pycache__", "instance",
                                                                           ".pytest_cache", "tests"))
     with (target / "wsgi.py").open("a") as wsgi:
         wsgi.write(wsgi_extra)
+    for name, source in {**MIGRATIONS, **(migrations or {})}.items():
+        (target / "webapp" / "migrations" / "versions" / name).write_text(source)
     return target
+
+
+def migration(revision: str, down_revision: str, upgrade: str) -> str:
+    """An Alembic revision whose upgrade() runs the given lines."""
+    return (f"from alembic import op\nimport sqlalchemy as sa\n\nrevision = {revision!r}\n"
+            f"down_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade() -> None:\n{upgrade}\n")
+
+
+def sql(host, query: str) -> str:
+    """A query in the app's database, as postgres over the socket (peer)."""
+    return host.check_output(f"runuser -u postgres -- psql -d flaskapp -AtX -c {shlex.quote(query)}")
+
+
+def note_columns(host) -> list[str]:
+    return sql(host, "SELECT column_name FROM information_schema.columns WHERE table_name = 'notes' "
+                     "ORDER BY column_name").split()
+
+
+def backups(host) -> list[str]:
+    return host.check_output("ls -1 /var/backups/postgresql").split()
 
 
 def under_load(address: str, name: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
@@ -230,18 +273,36 @@ def test_a_note_written_through_the_app_is_stored(address: str) -> None:
     assert text in [n["text"] for n in json.loads(data)["notes"]]
 
 
+def test_the_apps_data_is_in_postgresql_over_the_socket(host) -> None:
+    assert STATE["note"] in sql(host, "SELECT text FROM notes").splitlines()
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0002"
+    assert not host.file("/srv/flaskapp/shared/data/app.sqlite3").exists
+    # The app logs in over the Unix socket: PostgreSQL has no TCP listener at all.
+    assert ":5432" not in host.check_output("ss -Htln")
+    # The password is in the environment file only (root and the app's group).
+    password = "sandbox-only-" + (WORK / "database_password").read_text().strip()
+    env = host.file(host.file("/etc/flask-vps/flaskapp.env").linked_to)
+    assert (env.user, env.group, env.mode) == ("root", "flaskapp", 0o640)
+    assert f"{password}@/flaskapp?host=/var/run/postgresql" in env.content_string
+    assert password not in host.check_output("ps -eo args")
+    STATE["database_password"] = password
+
+
+@pytest.mark.only_on("debian13")
 def test_check_diff_finds_nothing_to_change(address: str) -> None:
     # Before the deploys, while the live release is still site.yml's own: the
     # address fixture keeps this test in file order (pytest moves the tests that
     # take no host-parametrised fixture to the end). Verbose, and kept: the audit
     # at the end searches it for the secret.
     result = playbook("site.yml", "--check", "--diff", "-v")
-    (WORK / "check-diff-v.log").write_text(result.stdout + result.stderr)
+    VERBOSE_LOG.write_text(result.stdout + result.stderr)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     counts = recap(result.stdout)
     assert counts["changed"] == 0 and counts["failed"] == 0, result.stdout[-6000:]
+    assert STATE["database_password"] not in result.stdout + result.stderr
 
 
+@pytest.mark.only_on("debian12")
 def test_check_of_a_new_release_reports_the_switch_and_starts_nothing(host, address: str) -> None:
     # deploy.yml --check with code that would make a new release: the run succeeds,
     # says what a real run would switch, and nothing is built, started or served.
@@ -258,13 +319,24 @@ def test_check_of_a_new_release_reports_the_switch_and_starts_nothing(host, addr
     assert served_release(address) == before
 
 
-def test_deploy_under_load_drops_nothing(host, address: str) -> None:
+def test_deploy_with_a_migration_under_load_drops_nothing(host, address: str) -> None:
+    # Expand/contract: the migration adds a nullable column, which the old
+    # release (still serving, and writing, until the switch) ignores.
     before = served_release(address)
     nginx_before = nginx_processes(host)
-    source = app_copy(f"\n# site scenario release {uuid.uuid4().hex}\n")
+    backups_before = backups(host)
+    added = {"0003_site_tag.py": migration("0003", "0002",
+                                           "    op.add_column('notes', sa.Column('site_tag', sa.Text(), nullable=True))")}
+    source = app_copy(f"\n# site scenario release {uuid.uuid4().hex}\n", added)
     result, load = under_load(address, "deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert_strict_load_passed(load, 1000)
+    MIGRATIONS.update(added)
+    STATE["source"] = str(source)
+    assert "site_tag" in note_columns(host)
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+    # flask_vps_backup_before_migrate: one backup, taken before the migration.
+    assert len(set(backups(host)) - set(backups_before)) == 1
     # The switch moved the live socket link: nginx was not reloaded.
     assert nginx_processes(host) == nginx_before
     after = served_release(address)
@@ -276,6 +348,25 @@ def test_deploy_under_load_drops_nothing(host, address: str) -> None:
 def test_note_survives_the_deploy(address: str) -> None:
     _, data = request(address, "/api/notes")
     assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
+
+
+def test_a_failing_migration_changes_nothing_and_the_release_keeps_serving(host, address: str) -> None:
+    # One transaction for the whole upgrade: the column added before the error
+    # is rolled back with it (PostgreSQL's DDL is transactional).
+    before = served_release(address)
+    columns = note_columns(host)
+    failing = {"0004_fails.py": migration("0004", "0003", (
+        "    op.add_column('notes', sa.Column('half_done', sa.Text(), nullable=True))\n"
+        "    op.execute('SELECT 1 / 0')"))}
+    source = app_copy(f"\n# site scenario, failing migration {uuid.uuid4().hex}\n", failing)
+    result, load = under_load(address, "deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
+    assert result.returncode != 0, result.stdout[-6000:]
+    assert "division by zero" in result.stdout, result.stdout[-6000:]
+    assert_strict_load_passed(load, 100)
+    assert load["releases"] == [before], load
+    assert note_columns(host) == columns
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+    assert served_release(address) == before
 
 
 def test_release_failing_its_health_check_never_takes_traffic(address: str) -> None:
@@ -327,6 +418,31 @@ def test_note_survives_the_rollbacks(address: str) -> None:
     assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
 
 
+def test_backup_then_restore_finds_the_data_again(host, address: str) -> None:
+    def notes() -> list[str]:
+        response, data = request(address, "/api/notes")
+        assert response.status == 200, data
+        return [n["text"] for n in json.loads(data)["notes"]]
+
+    result = playbook("backup.yml")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    name = re.search(r"Backup (flaskapp-\S+\.dump) in /var/backups/postgresql", result.stdout)
+    assert name, result.stdout[-4000:]
+    # Gone after the backup: deleted rows, and a note written too late to be in it.
+    sql(host, "DELETE FROM notes")
+    assert STATE["note"] not in notes()
+
+    refused = playbook("restore.yml", "-e", f"backup={name.group(1)}")
+    assert refused.returncode != 0 and "restore_confirm=yes" in refused.stdout, refused.stdout[-4000:]
+    assert STATE["note"] not in notes()
+
+    result = playbook("restore.yml", "-e", f"backup={name.group(1)}", "-e", "restore_confirm=yes")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    # The app's pooled connections were closed by the restore; it reconnects.
+    assert STATE["note"] in notes()
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+
+
 # Where a deploy is killed (SIGKILL to ansible-playbook and its workers), by the
 # task whose header it has just printed.
 KILL_POINTS = {
@@ -369,7 +485,10 @@ def healthy_release_after_restart() -> str:
             time.sleep(2)
 
 
-@pytest.mark.parametrize("point", list(KILL_POINTS))
+# Two kill points on each Debian: the four together on the two runs.
+@pytest.mark.parametrize("point", [
+    pytest.param(point, marks=pytest.mark.only_on(("debian13", "debian12")[number % 2]))
+    for number, point in enumerate(KILL_POINTS)])
 def test_deploy_killed_at_any_step_leaves_the_site_serving(address: str, point: str) -> None:
     before = served_release(address)
     source = app_copy(f"\n# site scenario, killed {point} {uuid.uuid4().hex}\n")
@@ -384,8 +503,10 @@ def test_deploy_killed_at_any_step_leaves_the_site_serving(address: str, point: 
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     after = served_release(container_address())
     assert after != before and after in result.stdout
+    STATE["source"] = str(source)
 
 
+@pytest.mark.only_on("debian13")
 def test_a_run_beside_a_deploy_that_holds_the_lock_is_refused(host, address: str) -> None:
     lock = "/run/lock/flask-vps-flaskapp-deploy"
     owner = {"controller": "elsewhere.example", "pid": "4242", "user": "alice", "since": "2026-12-02 10:00:00 UTC",
@@ -399,17 +520,18 @@ def test_a_run_beside_a_deploy_that_holds_the_lock_is_refused(host, address: str
         assert word in refused.stdout, refused.stdout[-4000:]
     assert served_release(address) == before and host.file(lock).is_directory
     # The documented flag clears it.
-    cleared = playbook("deploy.yml", "-e", '{"flask_vps_deploy_unlock": true}')
+    cleared = playbook("deploy.yml", "-e", '{"flask_vps_deploy_unlock": true}', *live_source())
     assert cleared.returncode == 0, cleared.stdout[-6000:]
     assert not host.file(lock).exists
 
 
+@pytest.mark.only_on("debian13")
 def test_a_lock_left_by_a_killed_run_from_this_machine_is_cleared(host) -> None:
     lock = "/run/lock/flask-vps-flaskapp-deploy"
     owner = {"controller": socket.gethostname(), "pid": "999999", "user": "bob", "since": "2026-12-02 11:00:00 UTC",
              "action": "deploy", "release": "(choosing)"}
     host.check_output(f"mkdir {lock} && echo '{json.dumps(owner)}' > {lock}/owner.json")
-    result = playbook("deploy.yml")
+    result = playbook("deploy.yml", *live_source())
     assert result.returncode == 0, result.stdout[-6000:]
     assert "its process is gone" in result.stdout
     assert not host.file(lock).exists
@@ -430,6 +552,7 @@ def ssh_inventory(address: str) -> Path:
     return inventory
 
 
+@pytest.mark.only_on("debian12")
 def test_site_deploy_and_rollback_back_to_back_over_ssh(host, address: str) -> None:
     """Issue 13: an operator who runs site.yml, deploy.yml and rollback.yml with no pause
     between them, over SSH, is never refused by the project's own SSH rate limit or
@@ -438,7 +561,11 @@ def test_site_deploy_and_rollback_back_to_back_over_ssh(host, address: str) -> N
     failed_before = host.check_output("fail2ban-client status sshd")
     live = served_release(address)
     source = app_copy(f"\n# site scenario, over SSH {uuid.uuid4().hex}\n")
-    for name, args in (("site.yml", ()), ("deploy.yml", ("-e", f"flask_vps_app_source_dir={source}")), ("rollback.yml", ())):
+    # site.yml verbose: on the Debian that runs no --check --diff -v, the audit
+    # searches this output for the secret.
+    for name, args in (("site.yml", ("-v", *live_source())),
+                       ("deploy.yml", ("-e", f"flask_vps_app_source_dir={source}")),
+                       ("rollback.yml", ())):
         command, settings = playbook_run(name, *args)
         command[command.index(str(INVENTORY))] = str(inventory)
         settings["env"]["ANSIBLE_HOST_KEY_CHECKING"] = "False"
@@ -446,6 +573,7 @@ def test_site_deploy_and_rollback_back_to_back_over_ssh(host, address: str) -> N
         assert result.returncode == 0, (name, result.stdout[-6000:] + result.stderr[-3000:])
         assert "Logging in as deploy on port 22" in result.stdout, (name, result.stdout[-3000:])
         if name == "site.yml":
+            VERBOSE_LOG.write_text(result.stdout + result.stderr)
             assert served_release(address) == live
         if name == "deploy.yml":
             deployed = served_release(address)
@@ -462,6 +590,6 @@ def test_outside_audit_passes() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "audit.py"), "--container", CONTAINER, "--server-name", SITE,
          "--ca", str(CA_FILE), "--ssh-key", str(WORK / "operator_ed25519"),
-         "--ansible-output", str(WORK / "check-diff-v.log"), "--json", str(WORK / "audit.json")],
+         "--ansible-output", str(VERBOSE_LOG), "--json", str(WORK / "audit.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=1200, check=False)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
