@@ -129,14 +129,18 @@ def test_renewal_is_served_without_restart(host, ip, pebble_root):
     """Debian's Pebble (2.4) issues 5-year certificates and Caddy 2.6 cannot ask for
     a shorter one, so the lifetime Caddy counts with is shortened instead: its
     renewal window grows to 99.9999 % of the certificate's life (through the admin
-    API, as an operator could), which makes the certificate due at once. Caddy
-    renews it in the background and serves the new one; then the Caddyfile is
-    loaded again (systemctl reload) and the default window is back."""
+    API, as an operator could), which makes the certificate due at once, and its
+    scan for due certificates runs every second instead of every 10 minutes (a
+    loaded certificate is only renewed by that scan). Caddy renews it in the
+    background and serves the new one; then the Caddyfile is loaded again
+    (systemctl reload) and the defaults are back."""
     before = wait_for_certificate(ip, pebble_root).serial_number
     main_pid = host.check_output("systemctl show -p MainPID --value caddy")
-    policies = json.loads(admin(host, "GET", "/config/apps/tls/automation/policies"))
-    index = next(i for i, p in enumerate(policies) if NAME in p.get("subjects", []))
-    admin(host, "POST", f"/config/apps/tls/automation/policies/{index}/renewal_window_ratio", "0.999999")
+    automation = json.loads(admin(host, "GET", "/config/apps/tls/automation"))
+    index = next(i for i, p in enumerate(automation["policies"]) if NAME in p.get("subjects", []))
+    automation["policies"][index]["renewal_window_ratio"] = 0.999999
+    automation["renew_interval"] = "1s"
+    admin(host, "PATCH", "/config/apps/tls/automation", json.dumps(automation))
     try:
         for _ in range(90):
             if served_certificate(ip, pebble_root).serial_number != before:

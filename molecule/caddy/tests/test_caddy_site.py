@@ -230,6 +230,12 @@ def test_body_size_limit(address: str) -> None:
             sender = threading.Thread(target=upload, daemon=True)
             sender.start()
             answer = tls.recv(64)
+            # The upload ends before the socket closes: TLS writes go to the file
+            # descriptor's number, which the next connection would otherwise reuse
+            # (the leftover upload then broke that connection's handshake).
+            socket.socket.shutdown(tls, socket.SHUT_RDWR)
+            sender.join(timeout=30)
+            assert not sender.is_alive(), "the upload did not end after the socket was shut down"
     assert answer.startswith(b"HTTP/1.1 413"), answer
     # A small body reaches the app (which refuses it: it is no JSON note).
     response, _ = request(address, "/api/notes", "POST", b"x" * 1000, {"Content-Type": "application/json"})
