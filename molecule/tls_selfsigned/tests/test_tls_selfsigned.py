@@ -90,7 +90,7 @@ def test_certificate_due_for_renewal_is_renewed_and_served(ip, cafile):
     before = served_certificate(ip, cafile).serial_number
     result = run_playbook("renew.yml")
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert "RUNNING HANDLER [tls : Reload nginx for the new certificate]" in result.stdout
+    assert "RUNNING HANDLER [tls : Reload the front door for the new certificate]" in result.stdout
     assert served_serial_changes(ip, cafile, before)
 
 
