@@ -21,13 +21,17 @@ defaults), a deploy, a failing deploy and a rollback, the last three under const
 HTTPS load, reads and writes, nothing retried (--warm skips the cold run and keeps
 the running sandbox).
 
-Writes bench/results/latest.json, latest.md and latest.png.
+Writes bench/results/latest.json, latest.md and latest.png. With
+--throughput-only it measures only the seven wrk cases on the running sandbox
+(`make demo` first) and writes bench/results/<date>-throughput.json and .md,
+leaving latest.* as they are.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -193,7 +197,9 @@ def ratios(cases: dict[str, dict[str, float]]) -> dict[str, float]:
 def markdown(result: dict) -> str:
     lines = [
         f"Measured {result['measured_at']} on {result['machine']}; wrk, {result['connections']} connections, "
-        f"{result['seconds']} s per case.",
+        f"{result['seconds']} s per case."
+        + (f" Load average (1, 5, 15 min) when it ended: {', '.join(f'{x:.1f}' for x in result['load_average'])}."
+           if "load_average" in result else ""),
         "",
         "| case | requests/s | p50 ms | p99 ms | errors |",
         "|---|---:|---:|---:|---:|",
@@ -239,10 +245,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--warm", action="store_true", help="keep the running sandbox: no cold site.yml")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="only the wrk cases, on the running sandbox; results beside latest.*, not in them")
     args = parser.parse_args()
 
     started = time.monotonic()
-    provisioning, zero_downtime = measure_provisioning(args.warm)
+    provisioning, zero_downtime = ({}, {}) if args.throughput_only else measure_provisioning(args.warm)
     cases = measure_throughput(args.seconds, args.connections)
     result = {
         "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -257,6 +265,13 @@ def main() -> int:
         "bench_minutes": round((time.monotonic() - started) / 60, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.throughput_only:
+        name = f"{result['measured_at'][:10]}-throughput"
+        result["load_average"] = os.getloadavg()
+        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS / f"{name}.md").write_text(markdown(result))
+        print(markdown(result))
+        return 0
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(markdown(result))
     chart(result, RESULTS / "latest.png")
