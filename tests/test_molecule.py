@@ -8,6 +8,7 @@ the whole log is kept in .cache/molecule-logs/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 
@@ -58,6 +59,24 @@ def test_scenario(scenario: str, distro: str, apt_proxy: str) -> None:
     (LOG_DIR / f"{scenario}-{distro}.log").write_text(output)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, (
-        f"molecule scenario {scenario} on {distro} failed after {elapsed:.0f} s; "
-        f"last lines of its output:\n{output[-12000:]}"
+        f"molecule scenario {scenario} on {distro} failed after {elapsed:.0f} s\n"
+        f"{failure_digest(output)}\nlast lines of its output:\n{output[-4000:]}"
     )
+
+
+def failure_digest(output: str) -> str:
+    """What failed, ahead of the tail (CI shows only part of a long message): the
+    verifier's summary of failed tests and the start of each failure's report, or
+    Ansible's failed tasks when a playbook step failed."""
+    parts = []
+    summary = re.search(r"=+ short test summary info =+\n(.*?)(?:\n=+ .* =+|\Z)", output, re.S)
+    if summary:
+        parts.append("failed tests:\n" + summary.group(1)[:4000])
+    failures = re.search(r"=+ FAILURES =+\n(.*?)(?:\n=+ (?:slowest|short test|warnings)|\Z)", output, re.S)
+    if failures:
+        reports = re.split(r"\n(?=_{3,} .* _{3,}\n)", failures.group(1))
+        parts.append("\n".join(report[:2500] for report in reports)[:10000])
+    if not parts:
+        fatal = [line for line in output.splitlines() if re.match(r"(fatal|failed): \[", line)]
+        parts.append("failed tasks:\n" + "\n".join(line[:1500] for line in fatal[-5:]))
+    return "\n".join(parts)

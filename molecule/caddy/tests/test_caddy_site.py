@@ -337,6 +337,7 @@ def test_provided_certificate_is_served_after_a_reload(host, address: str) -> No
 
 # --- The release switch under load: no Caddy reload, nothing dropped ----------------
 
+@pytest.mark.only_on("debian13")
 def test_deploy_under_load_drops_nothing(host, address: str) -> None:
     pid = caddy_pid(host)
     source = app_copy(f"\n# caddy scenario release {uuid.uuid4().hex}\n")
@@ -350,6 +351,7 @@ def test_deploy_under_load_drops_nothing(host, address: str) -> None:
     STATE["deployed"] = after
 
 
+@pytest.mark.only_on("debian12")
 def test_release_failing_its_health_check_never_takes_traffic(address: str) -> None:
     before = served_release(address)
     broken = app_copy((
@@ -369,6 +371,7 @@ def test_release_failing_its_health_check_never_takes_traffic(address: str) -> N
     assert served_release(address) == before
 
 
+@pytest.mark.only_on("debian13")
 def test_rollback_under_load_drops_nothing(host, address: str) -> None:
     pid = caddy_pid(host)
     result, load, _ = under_load(address, "rollback.yml")

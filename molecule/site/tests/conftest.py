@@ -1,33 +1,11 @@
-"""The site scenario runs on Debian 13 and on Debian 12. Most of its tests run on
-both; a few costly ones whose subject is the project's own logic, not the Debian
-underneath (deploys killed at each step, the deploy lock, the --check runs, the
-back-to-back runs over SSH), are shared out between the two, marked
-`only_on("debian13")` or `only_on("debian12")`, so together the two runs prove
-each of them once. Run for one Debian alone (FLASK_VPS_DISTROS=debian13, as
-`make test` does when that is the only Debian asked for), the scenario runs them
-all."""
+"""The site scenario runs on Debian 13 and on Debian 12. A few costly tests whose
+subject is the project's own logic, not the Debian underneath (deploys killed at
+each step, the deploy lock, the --check runs, the back-to-back runs over SSH),
+are shared out between the two: molecule/shared/pytest_helpers/sharing.py."""
 
-from __future__ import annotations
+import sys
+from pathlib import Path
 
-import os
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-import pytest
-
-DISTRO = os.environ.get("MOLECULE_DISTRO", "debian13")
-DISTROS = [d for d in os.environ.get("FLASK_VPS_DISTROS", "debian13,debian12").split(",") if d]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "only_on(distro): run on this Debian when the suite runs on several")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if len(DISTROS) < 2:
-        return
-    kept, elsewhere = [], []
-    for item in items:
-        marker = item.get_closest_marker("only_on")
-        (elsewhere if marker and DISTRO not in marker.args else kept).append(item)
-    if elsewhere:
-        config.hook.pytest_deselected(items=elsewhere)
-        items[:] = kept
+from pytest_helpers.sharing import pytest_collection_modifyitems, pytest_configure  # noqa: E402,F401
