@@ -40,7 +40,7 @@ app-test: app-venv ## The Flask app's own test suite with coverage
 	cd app && ../$(APP_VENV)/bin/python -m pytest -q --cov=webapp --cov-report=term-missing --cov-fail-under=90
 
 molecule: setup ## One scenario on one Debian: make molecule SCENARIO=nginx DISTRO=debian12
-	$(BIN)/pytest tests/test_molecule.py -k "$(SCENARIO)-$(DISTRO)" --durations=0
+	FLASK_VPS_DISTROS=$(DISTRO) $(BIN)/pytest tests/test_molecule.py -k "$(SCENARIO)-$(DISTRO)" --durations=0
 
 molecule-all: setup ## Every Molecule scenario on Debian 13 and 12, in parallel
 	$(BIN)/pytest -n $(JOBS) --dist load --maxschedchunk 1 tests/test_molecule.py --durations=0

@@ -350,6 +350,7 @@ def test_note_survives_the_deploy(address: str) -> None:
     assert STATE["note"] in [n["text"] for n in json.loads(data)["notes"]]
 
 
+@pytest.mark.only_on("debian13")
 def test_a_failing_migration_changes_nothing_and_the_release_keeps_serving(host, address: str) -> None:
     # One transaction for the whole upgrade: the column added before the error
     # is rolled back with it (PostgreSQL's DDL is transactional).
@@ -369,6 +370,7 @@ def test_a_failing_migration_changes_nothing_and_the_release_keeps_serving(host,
     assert served_release(address) == before
 
 
+@pytest.mark.only_on("debian12")
 def test_release_failing_its_health_check_never_takes_traffic(address: str) -> None:
     before = served_release(address)
     broken = app_copy((
