@@ -53,7 +53,10 @@ def runs() -> list[tuple[str, str]]:
             if len(DISTROS) < 2 or ONE_DEBIAN.get(scenario, distro) == distro]
 
 
-@pytest.mark.parametrize(("scenario", "distro"), runs(), ids=[f"{s}-{d}" for s, d in runs()])
+RUNS = runs()
+
+
+@pytest.mark.parametrize(("scenario", "distro"), RUNS, ids=[f"{s}-{d}" for s, d in RUNS])
 def test_scenario(scenario: str, distro: str, apt_proxy: str) -> None:
     if scenario in UNFINISHED and not os.environ.get("FLASK_VPS_RUN_UNFINISHED"):
         pytest.skip(f"scenario {scenario} is unfinished: {UNFINISHED[scenario]}")
