@@ -17,7 +17,7 @@ import pytest
 from conftest import DISTROS, ROOT, VENV_BIN, image_for, run
 
 # Slowest first, so parallel workers finish close together.
-FIRST = ["site", "caddy", "second_app", "sandbox", "gunicorn_systemd", "gunicorn_supervisor", "tls_acme"]
+FIRST = ["site", "app_servers", "caddy", "second_app", "sandbox", "tls_acme"]
 SCENARIOS = sorted(
     (p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml")),
     key=lambda name: (FIRST.index(name) if name in FIRST else len(FIRST), name),

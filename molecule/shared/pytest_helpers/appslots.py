@@ -1,4 +1,4 @@
-"""Helpers shared by the flask_app, gunicorn_systemd and gunicorn_supervisor tests:
+"""Helpers shared by the flask_app and app_servers tests:
 run a deploy from the test (as an operator would) and talk to the app's sockets from
 inside the container as a chosen user."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .network import PROJECT_DIR as ROOT, ansible_playbook, scenario_dir
+from .network import PROJECT_DIR as ROOT, ansible_playbook, ansible_playbook_command, scenario_dir
 
 APP_DIR = ROOT / "app"
 # The same value the scenarios' converge.yml set; tests look for it everywhere.
@@ -39,8 +39,20 @@ except OSError as e:
 def run_playbook(extra_vars: dict | None = None, playbook: str = "converge.yml",
                  scenario: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run one of the playbooks of the scenario under test (or of scenario) against its container, with -v."""
-    return ansible_playbook((scenario or scenario_dir()) / playbook, "-v", "-e", json.dumps(extra_vars or {}),
-                            ANSIBLE_PIPELINING="1", ANSIBLE_HOST_KEY_CHECKING="false")
+    return ansible_playbook(*playbook_arguments(extra_vars, playbook, scenario), **PLAYBOOK_ENV)
+
+
+def playbook_command(extra_vars: dict | None = None, playbook: str = "converge.yml",
+                     scenario: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of run_playbook, for a run under load."""
+    return ansible_playbook_command(*playbook_arguments(extra_vars, playbook, scenario), **PLAYBOOK_ENV)
+
+
+PLAYBOOK_ENV = {"ANSIBLE_PIPELINING": "1", "ANSIBLE_HOST_KEY_CHECKING": "false"}
+
+
+def playbook_arguments(extra_vars: dict | None, playbook: str, scenario: Path | None) -> tuple:
+    return (scenario or scenario_dir()) / playbook, "-v", "-e", json.dumps(extra_vars or {})
 
 
 def app_copy(tmp_path: Path) -> Path:

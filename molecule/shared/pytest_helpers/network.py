@@ -18,13 +18,20 @@ def scenario_dir() -> Path:
     return Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
 
 
-def ansible_playbook(playbook: Path, *args: str, cwd: Path | None = None,
-                     **env: str) -> subprocess.CompletedProcess[str]:
-    """Run one playbook against the scenario's container (Molecule's inventory) with
-    the project's venv and roles, as an operator would; env adds ANSIBLE_* settings."""
+def ansible_playbook_command(playbook: Path, *args: str, **env: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run one playbook against the scenario's
+    container (Molecule's inventory) with the project's venv and roles; env adds
+    ANSIBLE_* settings."""
     environ = dict(os.environ, ANSIBLE_ROLES_PATH=str(PROJECT_DIR / "roles"), ANSIBLE_FORCE_COLOR="false", **env)
     command = [str(PROJECT_DIR / ".venv" / "bin" / "ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"],
                str(playbook), *args]
+    return command, environ
+
+
+def ansible_playbook(playbook: Path, *args: str, cwd: Path | None = None,
+                     **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one playbook against the scenario's container, as an operator would."""
+    command, environ = ansible_playbook_command(playbook, *args, **env)
     return subprocess.run(command, capture_output=True, text=True, env=environ, cwd=cwd, check=False, timeout=900)
 
 

@@ -1,6 +1,8 @@
-"""The live slot as nginx, an attacker and an operator see it.
+"""The live slot as nginx, an attacker and an operator see it, whichever server
+runs it (Gunicorn, Uvicorn, Waitress or uWSGI) under systemd or supervisor.
 
-Collected from molecule/gunicorn_{systemd,supervisor}/tests/test_serving.py."""
+Collected by molecule/app_servers/tests/: test_gunicorn.py (Gunicorn under
+systemd) and test_supervisor.py (another server under supervisor)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,25 @@ import json
 from .appslots import APP, SECRET, env_file, get
 
 
-def gunicorn_pids(host) -> list[str]:
-    return host.check_output(f"pgrep -u {APP} -f 'bin/gunicorn' || true").split()
+# Every server runs from the release's virtualenv, so its processes (masters,
+# workers, Uvicorn's spawned ones) name a release on their command line.
+RELEASES = f"/srv/{APP}/releases/"
+
+
+def app_processes(host) -> dict[str, tuple[str, str, str]]:
+    """pid: (parent pid, user, command line) of every process of the app's server."""
+    rows = [line.split(None, 3) for line in host.check_output("ps -eo pid=,ppid=,user:32=,args=").splitlines()]
+    return {pid: (ppid, user, args) for pid, ppid, user, args in rows if RELEASES in args and not args.startswith(("ps ", "sh "))}
+
+
+def app_pids(host) -> list[str]:
+    return list(app_processes(host))
+
+
+def app_masters(host) -> list[str]:
+    """The server's top processes: one per running slot."""
+    processes = app_processes(host)
+    return [pid for pid, (ppid, _, _) in processes.items() if ppid not in processes]
 
 
 def test_socket_answers_healthz_for_nginx_user(host, live):
@@ -26,12 +45,10 @@ def test_socket_refuses_other_users(host, live):
 
 
 def test_app_runs_as_its_own_user(host, live):
-    pids = gunicorn_pids(host)
-    assert len(pids) >= 2, "a master and its workers"
-    # Owners of every Gunicorn process; the command itself must not contain
-    # "bin/gunicorn", or `pgrep -f` finds the root shell that runs it.
-    rows = [line.split(None, 1) for line in host.check_output("ps -eo user:32=,args=").splitlines()]
-    users = {user for user, args in rows if "bin/gunicorn" in args}
+    processes = app_processes(host)
+    # Waitress is one process with threads; the others a master and its workers.
+    assert len(processes) >= (1 if live.get("server") == "waitress" else 2), processes
+    users = {user for _, user, _ in processes.values()}
     assert users == {APP}, users
 
 
@@ -48,7 +65,7 @@ def test_socket_and_runtime_dir_modes(host, live):
 def test_code_is_root_owned_and_data_is_private(host, live):
     release = host.file(f"/srv/{APP}/current")
     assert release.is_symlink and release.linked_to == f"/srv/{APP}/releases/{live['release']}"
-    for path in ["wsgi.py", "webapp/views.py", ".venv/bin/gunicorn", "REVISION"]:
+    for path in ["wsgi.py", "webapp/views.py", ".venv/bin/python", "REVISION"]:
         f = host.file(f"/srv/{APP}/current/{path}")
         assert f.user == "root" and not f.mode & 0o022, (path, oct(f.mode))
     assert host.run(f"runuser -u {APP} -- touch /srv/{APP}/current/x").rc != 0
@@ -77,13 +94,21 @@ def test_env_file_is_readable_by_the_app_group_only(host, live):
 
 
 def test_secret_is_in_the_process_environment_only(host):
-    pids = gunicorn_pids(host)
-    environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pids[0]}/environ")
-    assert f"FLASK_SECRET_KEY={SECRET}" in environ.splitlines()
-    # Not on any command line of any process. Compared here, not by a grep in the
-    # container: a grep for the secret would find its own command line.
+    assert_secret_only_in_the_environment(host)
+
+
+def assert_secret_only_in_the_environment(host) -> None:
+    """The secret is in the environment of every process of the server, and on no
+    command line of any process."""
+    pids = app_pids(host)
+    assert pids
+    for pid in pids:
+        environ = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+        assert f"FLASK_SECRET_KEY={SECRET}" in environ.splitlines(), pid
+    # Compared here, not by a grep in the container: a grep for the secret would
+    # find its own command line.
     cmdlines = host.run("for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done 2>/dev/null").stdout
-    assert "bin/gunicorn" in cmdlines
+    assert RELEASES in cmdlines
     assert SECRET not in cmdlines
 
 
@@ -99,14 +124,8 @@ def test_secret_is_in_no_file_others_can_read(host):
         assert not host.file(path).mode & 0o007, path
 
 
-def gunicorn_masters(host) -> list[str]:
-    rows = [line.split(None, 2) for line in host.check_output("ps -eo pid=,ppid=,args=").splitlines()]
-    gunicorns = {pid: ppid for pid, ppid, args in rows if "bin/gunicorn" in args}
-    return [pid for pid, ppid in gunicorns.items() if ppid not in gunicorns]
-
-
 def test_exactly_one_slot_runs(host, live):
-    masters = gunicorn_masters(host)
+    masters = app_masters(host)
     assert len(masters) == 1, masters
 
 

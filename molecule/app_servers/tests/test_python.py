@@ -1,7 +1,7 @@
 """What a user of the host sees after the python role: an interpreter that makes
 virtualenvs, uv in its own venv, and a system Python nobody pip-installed into.
 
-The python role's own tests, run on this scenario's host (its converge runs the role
+The python role's own tests, run on the app_servers host (its converge runs the role
 with uv) rather than on a container of their own: one converge fewer per Debian."""
 
 import pytest

@@ -1,14 +1,14 @@
 """Deploys run from the test as an operator would: a broken release never takes
 traffic, a release with new requirements serves them, secrets stay out of the log.
-Runs after the state tests (pytest collects this file after test_serving.py).
 Molecule's idempotence step has already proven that a second converge changes
 nothing; the runs here prove that their output holds no secret.
 
-Collected from molecule/gunicorn_{systemd,supervisor}/tests/test_releases.py: the
-failing release in both (a slot that never became healthy is stopped differently
-by systemd and by supervisor), the release with new requirements in the supervisor
-scenario only (building a release's virtualenv is the flask_app role's, the same
-under either process manager; the site scenario deploys under systemd)."""
+Collected by molecule/app_servers/tests/: the failing release under Gunicorn and
+systemd (test_releases.py) and again under supervisor with another server (a slot
+that never became healthy is stopped differently by systemd and by supervisor),
+the release with new requirements under supervisor only (building a release's
+virtualenv is the flask_app role's, the same under either process manager; the site
+scenario deploys under systemd)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,22 @@ import json
 from .appslots import APP, SECRET, app_copy, get, live_state, run_playbook
 
 
+def failing_release_retries(server: str) -> int:
+    """Health check tries for a release that crashes at import: fewer than the
+    default 20, but enough that the crash is in the slot's log when they run out.
+    Gunicorn and uWSGI import the app before they tell systemd they are ready;
+    Uvicorn and Waitress import it after their start returned (Uvicorn in each
+    spawned worker), which took up to 9 s on a loaded test machine."""
+    return 5 if server in ("gunicorn", "uwsgi") else 15
+
+
 def test_release_failing_its_health_check_leaves_the_old_one_serving(host, tmp_path):
     before = live_state(host)
     broken = app_copy(tmp_path)
     (broken / "wsgi.py").write_text('raise RuntimeError("broken on purpose by the test")\n')
 
-    # 5 tries, not the default 20: a release that crashes at import never passes.
-    result = run_playbook({"flask_app_source_dir": str(broken), "flask_app_pre_hooks": [], "gunicorn_healthcheck_retries": 5})
+    result = run_playbook({"flask_app_source_dir": str(broken), "flask_app_pre_hooks": [],
+                           "gunicorn_healthcheck_retries": failing_release_retries(before.get("server", "gunicorn"))})
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "did not pass its health check" in output
