@@ -15,6 +15,10 @@ same wrk settings for each case, so the cases compare like with like:
 Cases 6 and 7 switch the sandbox's front door to Caddy (site.yml with
 flask_vps_proxy=caddy, as an operator would) and back to nginx afterwards.
 
+Then bench/servers.py puts each app server (Gunicorn, Uvicorn, Waitress, uWSGI)
+live in turn and measures the page through nginx and straight from the server,
+start-to-ready, memory and exposure, one row per server (latest-servers.png).
+
 Before that, bench/provisioning.py times a cold site.yml on a fresh
 sandbox, a no-op re-run (with the project's ansible.cfg and with Ansible's
 defaults), a deploy, a failing deploy and a rollback, the last three under constant
@@ -24,7 +28,8 @@ the running sandbox).
 Writes bench/results/latest.json, latest.md and latest.png. With
 --throughput-only it measures only the seven wrk cases on the running sandbox
 (`make demo` first) and writes bench/results/<date>-throughput.json and .md,
-leaving latest.* as they are.
+leaving latest.* as they are; with --servers-only, only the app servers' rows,
+in bench/results/<date>-servers.json, .md and .png.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import provisioning  # bench/provisioning.py, beside this file
+import servers  # bench/servers.py: the app servers side by side
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -68,20 +74,6 @@ def live_slot() -> str:
     return units[0]
 
 
-def without_options(argv: list[str], *names: str) -> list[str]:
-    """argv without the named options and their values (`--bind X`, `--bind=X`)."""
-    kept: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in names:
-            skip = True
-        elif not arg.startswith(tuple(f"{name}=" for name in names)):
-            kept.append(arg)
-    return kept
-
-
 def site_answers() -> int:
     """The HTTP status of /healthz through nginx, as the sandbox's users see it."""
     return int(sandbox("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-H", f"Host: {SITE}",
@@ -90,41 +82,22 @@ def site_answers() -> int:
 
 def start_direct_gunicorn(unit: str) -> None:
     """Two Gunicorns on loopback TCP beside the live slot: the tuned one with the
-    live unit's own command line (bind overridden), and a naive one with Gunicorn's
-    defaults. Both run as the app user with the app's environment."""
-    workdir = unit_property(unit, "WorkingDirectory")
-    exec_start = unit_property(unit, "ExecStart")
-    argv = re.search(r"argv\[\]=([^;]+);", exec_start).group(1).split()
-    gunicorn = argv[0]
-    env_files = [path.split(" ")[0] for path in unit_property(unit, "EnvironmentFiles").split("\n") if path]
-    common = ["systemd-run", "--quiet", "--collect", "--uid=flaskapp", "--gid=flaskapp", f"--working-directory={workdir}"]
-    common += [f"--property=EnvironmentFile={path}" for path in env_files]
-    for name in ("bench-tuned", "bench-naive"):
-        sandbox("systemctl", "stop", name, check=False)
-    # Without the unit's own --bind and --control-socket: a second Gunicorn on the
-    # live slot's socket path takes it over, and unlinks it when it stops (the
-    # sandbox then answered 502 until the slot restarted).
-    tuned = without_options(argv, "--bind", "-b", "--control-socket") + [
-        "--bind", f"127.0.0.1:{TUNED_PORT}", "--no-control-socket"]
-    # Drop any systemd socket-activation or notify settings that only fit the unit.
-    sandbox(*common, "--unit=bench-tuned", "--property=Type=simple", *tuned)
-    sandbox(*common, "--unit=bench-naive", gunicorn, "--bind", f"127.0.0.1:{NAIVE_PORT}", "--no-control-socket",
-            "wsgi:app")
-    for port in (TUNED_PORT, NAIVE_PORT):
-        for _ in range(60):
-            probe = subprocess.run(
-                ["docker", "exec", "flask-vps-sandbox", "curl", "-fsS", "-o", "/dev/null", "-H", f"Host: {SITE}",
-                 f"http://127.0.0.1:{port}/healthz"], capture_output=True)
-            if probe.returncode == 0:
-                break
-            time.sleep(0.5)
-        else:
-            raise SystemExit(f"bench: the direct Gunicorn on port {port} did not answer")
+    live unit's own command line (its socket swapped for a port, bench/servers.py),
+    and a naive one with Gunicorn's defaults. Both run as the app user with the
+    app's environment."""
+    # The tuned one never binds the live slot's socket path: a second Gunicorn there
+    # takes it over, and unlinks it when it stops (the sandbox then answered 502
+    # until the slot restarted).
+    servers.start_direct(sandbox, unit_property, unit, "gunicorn", name="bench-tuned", port=TUNED_PORT)
+    argv, workdir, env_files = servers.slot_command(unit_property, unit)
+    servers.start_transient(sandbox, "bench-naive",
+                            [argv[0], "--bind", f"127.0.0.1:{NAIVE_PORT}", "--no-control-socket", "wsgi:app"],
+                            workdir, env_files, NAIVE_PORT)
 
 
 def stop_direct_gunicorn() -> None:
     for name in ("bench-tuned", "bench-naive"):
-        sandbox("systemctl", "stop", name, check=False)
+        servers.stop_direct(sandbox, name)
 
 
 def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
@@ -213,6 +186,8 @@ def markdown(result: dict) -> str:
         if figures:
             lines += ["", f"| {title} | value |", "|---|---:|"]
             lines += [f"| {name} | {value} |" for name, value in figures.items()]
+    if result.get("app_servers"):
+        lines += servers.markdown(result["app_servers"])
     return "\n".join(lines) + "\n"
 
 
@@ -247,11 +222,17 @@ def main() -> int:
     parser.add_argument("--warm", action="store_true", help="keep the running sandbox: no cold site.yml")
     parser.add_argument("--throughput-only", action="store_true",
                         help="only the wrk cases, on the running sandbox; results beside latest.*, not in them")
+    parser.add_argument("--servers-only", action="store_true",
+                        help="only the app servers side by side (bench/servers.py), on the running sandbox; "
+                             "results beside latest.*, not in them")
     args = parser.parse_args()
 
     started = time.monotonic()
+    if args.servers_only:
+        return servers_only(args.seconds, args.connections)
     provisioning, zero_downtime = ({}, {}) if args.throughput_only else measure_provisioning(args.warm)
     cases = measure_throughput(args.seconds, args.connections)
+    app_servers = {} if args.throughput_only else measure_servers(args.seconds, args.connections)
     result = {
         "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
@@ -262,6 +243,7 @@ def main() -> int:
         "ratios": ratios(cases),
         "provisioning": provisioning,
         "zero_downtime": zero_downtime,
+        "app_servers": app_servers,
         "bench_minutes": round((time.monotonic() - started) / 60, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -275,8 +257,53 @@ def main() -> int:
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(markdown(result))
     chart(result, RESULTS / "latest.png")
+    servers_chart(app_servers, result["measured_at"], RESULTS / "latest-servers.png")
     print(markdown(result))
     return 0
+
+
+def measure_servers(seconds: int, connections: int) -> dict[str, dict]:
+    """bench/servers.py on the running sandbox, with this file's helpers."""
+    return servers.measure(sandbox, unit_property, live_slot, site_answers, wrk, seconds, connections)
+
+
+def servers_only(seconds: int, connections: int) -> int:
+    measured_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = measure_servers(seconds, connections)
+    name = f"{measured_at[:10]}-servers"
+    load = os.getloadavg()
+    text = (f"Measured {measured_at}; wrk, {connections} connections, {seconds} s per case. Load average (1, 5, 15 min) "
+            f"when it ended: {', '.join(f'{x:.1f}' for x in load)}.\n" + "\n".join(servers.markdown(rows)) + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps({"measured_at": measured_at, "load_average": load,
+                                                      "seconds": seconds, "connections": connections,
+                                                      "app_servers": rows}, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(text)
+    servers_chart(rows, measured_at, RESULTS / f"{name}.png")
+    print(text)
+    return 0
+
+
+def servers_chart(rows: dict[str, dict], measured_at: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    height = 0.38
+    for offset, (key, label, colour) in enumerate((("nginx", "through nginx (HTTPS)", "#4c72b0"),
+                                                   ("direct", "straight from the server", "#55a868"))):
+        bars = ax.barh([i + offset * height for i in range(len(names))],
+                       [rows[name][key]["requests_per_second"] for name in names], height, label=label, color=colour)
+        ax.bar_label(bars, fmt="%.0f", padding=3)
+    ax.set_yticks([i + height / 2 for i in range(len(names))], names)
+    ax.invert_yaxis()
+    ax.set_xlabel("requests per second, the page (higher is better)")
+    ax.set_title(f"flask-vps app servers, same workers and machine ({measured_at[:10]})")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

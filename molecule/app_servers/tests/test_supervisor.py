@@ -2,7 +2,8 @@
 Debian 12): the switch to it under the strict load, then the live slot as nginx,
 an attacker and an operator see it (the same cases as test_gunicorn.py), one
 program per live slot with no secret in its config, the deploys of
-molecule/shared/pytest_helpers/app_releases.py, and a switch back to systemd that
+molecule/shared/pytest_helpers/app_releases.py (the failing release on Debian 13,
+new requirements on Debian 12), and a switch back to systemd that
 leaves exactly one server running. Runs last (file order)."""
 
 from __future__ import annotations

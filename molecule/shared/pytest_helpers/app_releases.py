@@ -3,16 +3,20 @@ traffic, a release with new requirements serves them, secrets stay out of the lo
 Molecule's idempotence step has already proven that a second converge changes
 nothing; the runs here prove that their output holds no secret.
 
-Collected by molecule/app_servers/tests/: the failing release under Gunicorn and
-systemd (test_releases.py) and again under supervisor with another server (a slot
-that never became healthy is stopped differently by systemd and by supervisor),
-the release with new requirements under supervisor only (building a release's
-virtualenv is the flask_app role's, the same under either process manager; the site
-scenario deploys under systemd)."""
+Collected by molecule/app_servers/tests/test_supervisor.py, under supervisor with
+a server other than Gunicorn (a slot that never became healthy is stopped
+differently by systemd and by supervisor; under systemd every server's failing
+deploy runs under load in test_servers.py). Each costs two playbook runs or one,
+so Debian 13 and Debian 12 share them out (sharing.py): the failing release on
+13, the new requirements on 12 (building a release's virtualenv is the flask_app
+role's, the same under either process manager; the site scenario deploys under
+systemd on both)."""
 
 from __future__ import annotations
 
 import json
+
+import pytest
 
 from .appslots import APP, SECRET, app_copy, get, live_state, run_playbook
 
@@ -26,6 +30,7 @@ def failing_release_retries(server: str) -> int:
     return 5 if server in ("gunicorn", "uwsgi") else 15
 
 
+@pytest.mark.only_on("debian13")
 def test_release_failing_its_health_check_leaves_the_old_one_serving(host, tmp_path):
     before = live_state(host)
     broken = app_copy(tmp_path)
@@ -54,6 +59,7 @@ def test_release_failing_its_health_check_leaves_the_old_one_serving(host, tmp_p
     assert live_state(host) == before
 
 
+@pytest.mark.only_on("debian12")
 def test_release_with_new_requirements_serves_them(host, tmp_path):
     before = live_state(host)
     app = app_copy(tmp_path)
@@ -73,6 +79,6 @@ def test_release_with_new_requirements_serves_them(host, tmp_path):
     assert not host.file(f"/run/{APP}/{before['slot']}.sock").exists
 
 
-# What `from pytest_helpers.gunicorn_releases import *` brings into a scenario's test module:
+# What `from pytest_helpers.app_releases import *` brings into a scenario's test module:
 # the test cases, in this order.
 __all__ = [name for name in list(globals()) if name.startswith("test_")]

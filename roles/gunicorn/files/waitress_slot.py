@@ -3,6 +3,9 @@
     <release venv>/bin/python waitress_slot.py --unix-socket PATH --threads N \
         --channel-timeout S --graceful-timeout S module:callable
 
+(--listen HOST:PORT in place of --unix-socket serves on TCP: `make bench` runs the
+live slot's command line that way, beside it.)
+
 Installed by flask-vps's gunicorn role (flask_vps_app_server: waitress); runs with
 the release's own interpreter, from the release's directory. waitress-serve exits
 at once on SIGTERM, dropping the requests it is serving; here SIGTERM closes the
@@ -40,7 +43,9 @@ def busy(server) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--unix-socket", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--unix-socket")
+    where.add_argument("--listen", help="HOST:PORT instead of a Unix socket (make bench)")
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--channel-timeout", type=int, default=120)
     parser.add_argument("--graceful-timeout", type=float, default=20)
@@ -53,10 +58,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(time.monotonic()))
     signal.signal(signal.SIGINT, lambda *_: stopping.append(time.monotonic()))
 
-    server = create_server(load(args.app), unix_socket=args.unix_socket, unix_socket_perms="666",
-                           threads=args.threads, channel_timeout=args.channel_timeout, backlog=args.backlog,
-                           ident="", clear_untrusted_proxy_headers=False)
-    logging.info("Serving on unix:%s with %s threads", args.unix_socket, args.threads)
+    bind = {"unix_socket": args.unix_socket, "unix_socket_perms": "666"} if args.unix_socket else {"listen": args.listen}
+    server = create_server(load(args.app), **bind, threads=args.threads, channel_timeout=args.channel_timeout,
+                           backlog=args.backlog, ident="", clear_untrusted_proxy_headers=False)
+    logging.info("Serving on %s with %s threads", f"unix:{args.unix_socket}" if args.unix_socket else args.listen,
+                 args.threads)
     while not stopping:
         wasyncore.loop(timeout=0.5, map=server._map, count=1)
 
@@ -69,10 +75,11 @@ def main() -> int:
     while busy(server) and time.monotonic() < deadline:
         wasyncore.loop(timeout=0.1, map=server._map, count=1)
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
-    try:
-        os.unlink(args.unix_socket)
-    except FileNotFoundError:
-        pass
+    if args.unix_socket:
+        try:
+            os.unlink(args.unix_socket)
+        except FileNotFoundError:
+            pass
     logging.info("stopped")
     return 0
 
