@@ -119,10 +119,14 @@ def wrk(url: str, seconds: int, connections: int) -> dict[str, float]:
     }
 
 
-def measure_throughput(seconds: int, connections: int) -> dict[str, dict[str, float]]:
+def prepare_wrk() -> None:
     sandbox("sh", "-c", "command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk curl >/dev/null")
     # wrk sends the URL's host as SNI; let the site's name resolve to loopback inside.
     sandbox("sh", "-c", f"grep -q ' {SITE}$' /etc/hosts || echo '127.0.0.1 {SITE}' >> /etc/hosts")
+
+
+def measure_throughput(seconds: int, connections: int) -> dict[str, dict[str, float]]:
+    prepare_wrk()
     start_direct_gunicorn(live_slot())
     try:
         cases = {
@@ -264,6 +268,7 @@ def main() -> int:
 
 def measure_servers(seconds: int, connections: int) -> dict[str, dict]:
     """bench/servers.py on the running sandbox, with this file's helpers."""
+    prepare_wrk()
     return servers.measure(sandbox, unit_property, live_slot, site_answers, wrk, seconds, connections)
 
 

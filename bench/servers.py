@@ -134,16 +134,21 @@ def uwsgi_protocols(sandbox, unit_property, unit: str, wrk, seconds: int, connec
 
 def memory_mib(sandbox, unit: str) -> dict[str, float]:
     """RSS and PSS summed over the unit's processes, MiB."""
-    script = ("cg=$(systemctl show -P ControlGroup " + unit + "); "
-              "for p in $(cat /sys/fs/cgroup$cg/cgroup.procs); do "
+    # The unit's processes as systemd counts them (ps's unit column): no cgroup
+    # paths, which differ between cgroup v1 and v2 and inside a container.
+    script = ("for p in $(ps -e -o pid=,unit= | awk '$2 == \"" + unit + ".service\" {print $1}'); do "
               "awk '/^Rss:|^Pss:/ {print $1, $2}' /proc/$p/smaps_rollup; done")
     rss = pss = 0
-    for line in sandbox("sh", "-c", script).splitlines():
+    # As the app user: /proc/<pid>/smaps_rollup needs ptrace rights over the
+    # process, which the container's root lacks (no CAP_SYS_PTRACE).
+    for line in sandbox("sh", "-c", script, user="flaskapp").splitlines():
         name, kib = line.split()
         if name == "Rss:":
             rss += int(kib)
         else:
             pss += int(kib)
+    if not rss:
+        raise SystemExit(f"bench: found no process of {unit}.service to measure")
     return {"rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1)}
 
 
@@ -156,6 +161,7 @@ def deploy(server: str) -> float:
     started = time.monotonic()
     result = subprocess.run(provisioning.command("deploy.yml", "-e", f"flask_vps_app_server={server}"),
                             cwd=provisioning.ROOT, env=provisioning.ENV, capture_output=True, text=True, check=False)
+    (provisioning.STATE / "logs").mkdir(parents=True, exist_ok=True)
     provisioning.finish(f"server-{server}", result)
     return round(time.monotonic() - started, 1)
 
@@ -185,16 +191,22 @@ def measure(sandbox, unit_property, live_slot, site_answers, wrk, seconds: int, 
     return rows
 
 
+def errors(case: dict) -> str:
+    """Non-2xx answers, and socket errors apart: uWSGI's HTTP socket closes each
+    connection after its answer (no keep-alive), which wrk counts as read errors."""
+    return f"{case['non_2xx']} + {case['socket_errors']} socket" if case["socket_errors"] else str(case["non_2xx"])
+
+
 def markdown(rows: dict[str, dict]) -> list[str]:
-    lines = ["", "| server | requests/s via nginx | p50 / p99 ms | requests/s direct | p50 / p99 ms | errors "
+    lines = ["", "| server | requests/s via nginx | p50 / p99 ms | errors | requests/s direct | p50 / p99 ms | errors "
              "| start-to-ready s | RSS / PSS MiB | exposure | switch deploy s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for server, row in rows.items():
         nginx, direct = row["nginx"], row["direct"]
-        errors = sum(case["non_2xx"] + case["socket_errors"] for case in (nginx, direct))
         lines.append(
             f"| {server} | {nginx['requests_per_second']:.0f} | {nginx['p50_ms']:.1f} / {nginx['p99_ms']:.0f} | "
-            f"{direct['requests_per_second']:.0f} | {direct['p50_ms']:.1f} / {direct['p99_ms']:.0f} | {errors} | "
+            f"{errors(nginx)} | {direct['requests_per_second']:.0f} | {direct['p50_ms']:.1f} / {direct['p99_ms']:.0f} | "
+            f"{errors(direct)} | "
             f"{row['start_to_ready_s']} | {row['rss_mib']} / {row['pss_mib']} | {row['exposure']} | "
             f"{row['switch_deploy_s']} |")
     for server, row in rows.items():
