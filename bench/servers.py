@@ -70,23 +70,33 @@ def slot_command(unit_property, unit: str) -> tuple[list[str], str, list[str]]:
     return argv, unit_property(unit, "WorkingDirectory"), env_files
 
 
-def start_transient(sandbox, name: str, argv: list[str], workdir: str, env_files: list[str], port: int) -> float:
-    """argv as a transient unit (the app user, the app's environment files) that
-    answers on 127.0.0.1:port; returns its start-to-ready time in seconds."""
+def transient(sandbox, name: str, argv: list[str], workdir: str, env_files: list[str]) -> float:
+    """argv as a transient unit (the app user, the app's environment files), any
+    leftover of the same name stopped first; returns when it was started."""
     sandbox("systemctl", "stop", name, check=False)
-    command = ["systemd-run", "--quiet", "--collect", f"--unit={name}", "--uid=flaskapp", "--gid=flaskapp",
-               f"--working-directory={workdir}", "--property=Type=exec", "--property=KillMode=mixed",
-               *[f"--property=EnvironmentFile={path}" for path in env_files], *argv]
+    started = time.monotonic()
+    sandbox("systemd-run", "--quiet", "--collect", f"--unit={name}", "--uid=flaskapp", "--gid=flaskapp",
+            f"--working-directory={workdir}", "--property=Type=exec", "--property=KillMode=mixed",
+            *[f"--property=EnvironmentFile={path}" for path in env_files], *argv)
+    return started
+
+
+def wait_answering(sandbox, port: int, started: float, what: str) -> float:
+    """Seconds from `started` until 127.0.0.1:port answers /healthz with 200."""
     probe = ["docker", "exec", "flask-vps-sandbox", "curl", "-fsS", "-o", "/dev/null", "-H",
              "Host: flask-vps.localhost", f"http://127.0.0.1:{port}/healthz"]
-    started = time.monotonic()
-    sandbox(*command)
     while time.monotonic() - started < 60:
         if subprocess.run(probe, capture_output=True).returncode == 0:
             return round(time.monotonic() - started, 2)
         time.sleep(0.05)
-    log = sandbox("journalctl", "--no-pager", "-n", "40", "-u", name, check=False)
-    raise SystemExit(f"bench: {name} on port {port} did not answer within 60 s:\n{log}")
+    log = sandbox("journalctl", "--no-pager", "-n", "40", "-u", what, check=False)
+    raise SystemExit(f"bench: {what} on port {port} did not answer within 60 s:\n{log}")
+
+
+def start_transient(sandbox, name: str, argv: list[str], workdir: str, env_files: list[str], port: int) -> float:
+    """argv as a transient unit that answers on 127.0.0.1:port; returns its
+    start-to-ready time in seconds."""
+    return wait_answering(sandbox, port, transient(sandbox, name, argv, workdir, env_files), name)
 
 
 def start_direct(sandbox, unit_property, unit: str, server: str, name: str = DIRECT_UNIT,
@@ -107,10 +117,7 @@ def uwsgi_protocols(sandbox, unit_property, unit: str, wrk, seconds: int, connec
     protocol_argv = direct_argv(argv, "uwsgi", UWSGI_PROTOCOL_PORT)
     protocol_argv[protocol_argv.index("--http-socket")] = "--socket"
     # Ready when nginx answers through it; start it first, then the nginx servers.
-    sandbox("systemctl", "stop", "bench-uwsgi-protocol", check=False)
-    sandbox("systemd-run", "--quiet", "--collect", "--unit=bench-uwsgi-protocol", "--uid=flaskapp", "--gid=flaskapp",
-            f"--working-directory={workdir}", "--property=Type=exec", "--property=KillMode=mixed",
-            *[f"--property=EnvironmentFile={path}" for path in env_files], *protocol_argv)
+    transient(sandbox, "bench-uwsgi-protocol", protocol_argv, workdir, env_files)
     conf = (f"server {{ listen 127.0.0.1:{NGINX_HTTP_PORT}; location / {{ proxy_set_header Host $host; "
             f"proxy_pass http://127.0.0.1:{DIRECT_PORT}; }} }}\n"
             f"server {{ listen 127.0.0.1:{NGINX_UWSGI_PORT}; location / {{ include uwsgi_params; "
@@ -118,13 +125,7 @@ def uwsgi_protocols(sandbox, unit_property, unit: str, wrk, seconds: int, connec
     try:
         sandbox("sh", "-c", f"printf '%s' '{conf}' > {NGINX_BENCH_CONF} && nginx -t -q && systemctl reload nginx")
         for port in (NGINX_HTTP_PORT, NGINX_UWSGI_PORT):
-            probe = ["docker", "exec", "flask-vps-sandbox", "curl", "-fsS", "-o", "/dev/null", "-H",
-                     "Host: flask-vps.localhost", f"http://127.0.0.1:{port}/healthz"]
-            deadline = time.monotonic() + 60
-            while subprocess.run(probe, capture_output=True).returncode != 0:
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"bench: nginx on port {port} does not reach uWSGI")
-                time.sleep(0.2)
+            wait_answering(sandbox, port, time.monotonic(), "nginx")
         return {"proxy_pass (HTTP)": wrk(f"http://127.0.0.1:{NGINX_HTTP_PORT}/", seconds, connections),
                 "uwsgi_pass": wrk(f"http://127.0.0.1:{NGINX_UWSGI_PORT}/", seconds, connections)}
     finally:
