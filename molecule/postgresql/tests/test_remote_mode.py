@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pytest_helpers.network import PROJECT_DIR, ansible_playbook
+from pytest_helpers.network import PROJECT_DIR, ansible_playbook, port_answers
 
 SCENARIO = Path(__file__).resolve().parents[1]
 DATABASE = USER = "flaskapp"
@@ -122,14 +122,6 @@ def test_pg_hba_still_has_no_trust_or_md5_lines(remote):
     types = remote.check_output("runuser -u postgres -- psql -XAtqc "
                                 "\"SELECT DISTINCT type FROM pg_hba_file_rules WHERE auth_method <> 'reject' ORDER BY 1\"").split()
     assert types == ["hostssl", "local"]
-
-
-def port_answers(address: str, port: int, timeout: float = 5.0) -> bool:
-    try:
-        socket.create_connection((address, port), timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def test_the_firewall_opens_5432_to_the_app_hosts_only(remote, address):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -33,6 +34,15 @@ def ansible_playbook(playbook: Path, *args: str, cwd: Path | None = None,
     """Run one playbook against the scenario's container, as an operator would."""
     command, environ = ansible_playbook_command(playbook, *args, **env)
     return subprocess.run(command, capture_output=True, text=True, env=environ, cwd=cwd, check=False, timeout=900)
+
+
+def port_answers(address: str, port: int, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to address:port opens from the test host."""
+    try:
+        socket.create_connection((address, port), timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def container_ip(host) -> str:
