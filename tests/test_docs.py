@@ -84,7 +84,24 @@ def defined_variables() -> set[str]:
     for pattern in ("playbooks/**/*.yml", "roles/*/tasks/*.yml"):
         for path in ROOT.glob(pattern):
             names.update(names_set_in(load_yaml(path)))
+    # Inventory groups the docs name (flask_vps_db): those an inventory or a
+    # scenario's platforms define.
+    for pattern in ("inventories/*/hosts.yml", "tests/inventories/*.yml"):
+        for path in ROOT.glob(pattern):
+            names.update(groups_in(load_yaml(path)))
+    for path in ROOT.glob("molecule/*/molecule.yml"):
+        for platform in (load_yaml(path) or {}).get("platforms") or []:
+            names.update(platform.get("groups") or [])
     return names
+
+
+def groups_in(inventory: Any) -> Iterator[str]:
+    """Group names of a YAML inventory: its top-level keys and their children."""
+    if isinstance(inventory, dict):
+        for name, group in inventory.items():
+            yield name
+            if isinstance(group, dict):
+                yield from groups_in(group.get("children"))
 
 
 def mentions(doc: Path) -> Iterator[tuple[int, str]]:

@@ -75,6 +75,14 @@ BAD_INPUTS = [
      "flask_vps_database_password", "the sandbox's database password outside the sandbox"),
     ("database-password-is-the-secret-key", "staging", GOOD_STAGING | {"vault_flask_vps_database_password": GOOD_SECRET},
      "flask_vps_database_password", "the secret key reused as the database password"),
+    # A database host of its own ("sandbox+x": the sandbox with tests/inventories/x.yml added)
+    ("two-database-hosts", "sandbox+two-database-hosts", {}, "flask_vps_db", "two hosts in the database host group"),
+    ("database-group-outside-flask-vps", "sandbox+database-host-outside", {}, "flask_vps_db",
+     "a database host group that is not a child of flask_vps"),
+    ("sqlite-with-database-host", "sandbox+database-host", {"flask_vps_database": "sqlite"}, "flask_vps_database",
+     "sqlite with a database host"),
+    ("private-address-not-ipv4", "sandbox+database-host", {"flask_vps_private_address": "db.internal"},
+     "flask_vps_private_address", "a name instead of the private IPv4 address"),
     ("repeated-char-app-secret", "sandbox", {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "x" * 40}},
      "flask_vps_app_secrets", "an app secret of one character repeated"),
     ("whitespace-app-secret", "sandbox", {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "\t  \t"}},
@@ -206,11 +214,15 @@ BAD_INPUTS = [
 
 
 def run_playbook(playbook: str, inventory: str, extra: dict, tmp_path: Path, *args: str):
+    """inventory: a project inventory, or "name+extra" for that inventory with
+    tests/inventories/extra.yml added (more hosts and groups)."""
     varsfile = tmp_path / "vars.yml"
     values = {"flask_vps_admin_keys": [ADMIN_KEY]} | extra
     varsfile.write_text(yaml.safe_dump(values))
+    project, *added = inventory.split("+")
+    sources = [f"inventories/{project}", *(f"tests/inventories/{name}.yml" for name in added)]
     return run([str(VENV_BIN / "ansible-playbook"), f"playbooks/{playbook}",
-                "-i", f"inventories/{inventory}", "-e", f"@{varsfile}", *args])
+                *(arg for source in sources for arg in ("-i", source)), "-e", f"@{varsfile}", *args])
 
 
 def recap(output: str) -> dict[str, str]:
@@ -337,6 +349,9 @@ GOOD_INPUTS = {
     "booleans-in-json": ("sandbox", {"flask_vps_use_uv": False, "flask_vps_deploy_unlock": True}),
     "ssh-port-2222": ("sandbox", {"flask_vps_ssh_port": 2222}),
     "caddy": ("sandbox", {"flask_vps_proxy": "caddy"}),
+    # A database host of its own beside the app's host (docs/database-host.md).
+    "database-host": ("sandbox+database-host", {}),
+    "database-host-private-address": ("sandbox+database-host", {"flask_vps_private_address": "10.0.0.5"}),
     "caddy-acme": ("staging", {"flask_vps_proxy": "caddy", **GOOD_STAGING}),
     # A rule that closes the SSH port to a network opens nothing.
     "ssh-port-with-deny-rule": ("sandbox", {"flask_vps_ssh_port": 2222,

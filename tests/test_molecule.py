@@ -25,7 +25,9 @@ SCENARIOS = sorted(
 # Scenarios whose work is still open (named with the issue that tracks them). They
 # are reported as skipped, never as passed, until they pass on both Debians.
 # FLASK_VPS_RUN_UNFINISHED=1 runs them anyway.
-UNFINISHED: dict[str, str] = {}
+UNFINISHED: dict[str, str] = {
+    "database_host": "issue 16: the database host wiring has not passed its scenario yet",
+}
 # Scenarios whose subject is the project's own logic rather than the Debian under
 # it run on one Debian when the suite runs on both (on the one named here; the
 # other's case is deselected, never reported as passed). Every role they converge
@@ -34,6 +36,7 @@ UNFINISHED: dict[str, str] = {}
 # (firewall). With FLASK_VPS_DISTROS naming one Debian, they run on it.
 ONE_DEBIAN: dict[str, str] = {
     "base": "debian12",
+    "database_host": "debian13",
     "firewall": "debian13",
     "flask_app": "debian12",
     "second_app": "debian13",
