@@ -25,15 +25,15 @@ SCENARIOS = sorted(
 # Scenarios whose work is still open (named with the issue that tracks them). They
 # are reported as skipped, never as passed, until they pass on both Debians.
 # FLASK_VPS_RUN_UNFINISHED=1 runs them anyway.
-UNFINISHED: dict[str, str] = {
-    "database_host": "issue 16: the database host wiring has not passed its scenario yet",
-}
+UNFINISHED: dict[str, str] = {}
 # Scenarios whose subject is the project's own logic rather than the Debian under
 # it run on one Debian when the suite runs on both (on the one named here; the
 # other's case is deselected, never reported as passed). Every role they converge
 # is also converged, checked for idempotence and verified on both Debians by the
 # `site` scenario (base, firewall, flask_app, tls in selfsigned mode) or by `ssh`
-# (firewall). With FLASK_VPS_DISTROS naming one Debian, they run on it.
+# (firewall); database_host's PostgreSQL over TLS with verify-full is also the
+# postgresql scenario's remote mode, on both Debians. With FLASK_VPS_DISTROS naming
+# one Debian, they run on it.
 ONE_DEBIAN: dict[str, str] = {
     "base": "debian12",
     "database_host": "debian13",
