@@ -83,6 +83,12 @@ BAD_INPUTS = [
      "sqlite with a database host"),
     ("private-address-not-ipv4", "sandbox+database-host", {"flask_vps_private_address": "db.internal"},
      "flask_vps_private_address", "a name instead of the private IPv4 address"),
+    # Several hosts (docs/growing-beyond-one-server.md)
+    ("two-load-balancers", "sandbox+two-load-balancers", {}, "flask_vps_lb", "two hosts in the load balancer group"),
+    ("sqlite-with-two-web-hosts", "sandbox+two-web-hosts", {"flask_vps_database": "sqlite"}, "flask_vps_database",
+     "sqlite with two web hosts"),
+    ("caddy-behind-load-balancer", "sandbox+cluster", {"flask_vps_proxy": "caddy"}, "flask_vps_proxy",
+     "Caddy as the front door behind a load balancer"),
     ("repeated-char-app-secret", "sandbox", {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "x" * 40}},
      "flask_vps_app_secrets", "an app secret of one character repeated"),
     ("whitespace-app-secret", "sandbox", {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "\t  \t"}},
@@ -352,6 +358,8 @@ GOOD_INPUTS = {
     # A database host of its own beside the app's host (docs/database-host.md).
     "database-host": ("sandbox+database-host", {}),
     "database-host-private-address": ("sandbox+database-host", {"flask_vps_private_address": "10.0.0.5"}),
+    # A load balancer, two web hosts and a database host.
+    "cluster": ("sandbox+cluster", {}),
     "caddy-acme": ("staging", {"flask_vps_proxy": "caddy", **GOOD_STAGING}),
     # A rule that closes the SSH port to a network opens nothing.
     "ssh-port-with-deny-rule": ("sandbox", {"flask_vps_ssh_port": 2222,
