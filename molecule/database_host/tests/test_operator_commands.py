@@ -33,7 +33,9 @@ def extra(**values: object) -> tuple[str, str]:
 
 
 def report(result: subprocess.CompletedProcess[str]) -> dict:
-    return json.loads(result.stdout[result.stdout.index("{"):])
+    """The json callback's document; other callbacks (profile_tasks under
+    Molecule) may print after it."""
+    return json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])[0]
 
 
 def messages(result: subprocess.CompletedProcess[str], task: str) -> dict[str, object]:
