@@ -1,0 +1,196 @@
+"""The operator commands (playbooks/status.yml, logs.yml, exec.yml) run as an
+operator runs them, against this scenario's two hosts: `web` runs the app, `db`
+is the database host. Their output is read through Ansible's json callback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+DISTRO = os.environ.get("MOLECULE_DISTRO", "debian13")
+SUFFIX = os.environ.get("FLASK_VPS_NAME_SUFFIX", "")
+WEB = f"fv-database_host-web-{DISTRO}{SUFFIX}"
+DB = f"fv-database_host-db-{DISTRO}{SUFFIX}"
+testinfra_hosts = [f"ansible://{WEB}?ansible_inventory={INVENTORY}"]
+APP = "flaskapp"
+LOCK = f"/run/lock/flask-vps-{APP}-deploy"
+JSON = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
+
+
+def playbook(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return ansible_playbook(PROJECT_DIR / "playbooks" / name, *args, **JSON)
+
+
+def extra(**values: object) -> tuple[str, str]:
+    """-e with JSON: a value with spaces stays whole (-e key=value splits at spaces)."""
+    return ("-e", json.dumps(values))
+
+
+def report(result: subprocess.CompletedProcess[str]) -> dict:
+    """The json callback's document; other callbacks (profile_tasks under
+    Molecule) may print after it."""
+    return json.JSONDecoder().raw_decode(result.stdout[result.stdout.index("{"):])[0]
+
+
+def messages(result: subprocess.CompletedProcess[str], task: str) -> dict[str, object]:
+    """Each host's msg from the debug task of that name."""
+    return {host: outcome.get("msg") for play in report(result)["plays"] for entry in play["tasks"]
+            if entry["task"]["name"] == task for host, outcome in entry["hosts"].items()
+            if not outcome.get("skipped")}
+
+
+def fields(lines: list[str]) -> dict[str, str]:
+    return {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines)}
+
+
+def live_state(host) -> dict:
+    slot = host.file(f"/var/lib/flask-vps/{APP}/live.sock").linked_to.rsplit("/", 1)[-1].removesuffix(".sock")
+    return {"slot": slot, **json.loads(host.file(f"/var/lib/flask-vps/{APP}/{slot}.json").content_string)}
+
+
+def secret_key(host) -> str:
+    env = host.check_output(f"cat /etc/flask-vps/{APP}.env")
+    line = next(line for line in env.splitlines() if line.startswith("FLASK_SECRET_KEY="))
+    return line.split("=", 1)[1].strip('"')
+
+
+def assert_changed_nothing(result: subprocess.CompletedProcess[str]) -> None:
+    stats = report(result)["stats"]
+    assert all(host_stats["changed"] == 0 for host_stats in stats.values()), stats
+
+
+def test_status_names_the_live_release_and_slot_health_and_a_free_lock(host):
+    live = live_state(host)
+    result = playbook("status.yml")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert_changed_nothing(result)
+    web = fields(messages(result, "Show the app's state")[WEB])
+    assert web["release"] == live["release"]
+    assert web["slot"] == live["slot"]
+    assert web["app server"] == f"{live['server']} under {live['manager']}"
+    assert web["health"].startswith("ok"), web
+    assert web["lock"] == "free"
+    assert web["groups"] == "flask_vps"
+    assert web["database"] == f"PostgreSQL on {DB}"
+    db = fields(messages(result, "Show PostgreSQL's state")[DB])
+    assert db["groups"] == "flask_vps, flask_vps_db"
+    assert db["postgresql"] == "accepting connections", db
+    assert DB not in messages(result, "Show the app's state")
+
+
+def test_status_changes_nothing_in_check_mode():
+    result = playbook("status.yml", "--check")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert_changed_nothing(result)
+    assert fields(messages(result, "Show the app's state")[WEB])["health"].startswith("ok")
+
+
+def test_status_shows_who_holds_the_deploy_lock(host):
+    owner = {"controller": "elsewhere.example", "pid": "4242", "user": "alice", "since": "2026-12-02 10:00:00 UTC",
+             "action": "deploy", "release": "abc123"}
+    host.check_output(f"mkdir {LOCK} && echo '{json.dumps(owner)}' > {LOCK}/owner.json")
+    try:
+        result = playbook("status.yml")
+    finally:
+        host.check_output(f"rm -r {LOCK}")
+    assert result.returncode == 0, result.stdout[-6000:]
+    lock = fields(messages(result, "Show the app's state")[WEB])["lock"]
+    assert lock == "held: deploy of release abc123 by alice@elsewhere.example (pid 4242) since 2026-12-02 10:00:00 UTC"
+
+
+def test_logs_show_the_apps_journal_labelled_by_host():
+    result = playbook("logs.yml", "-e", "lines=5")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert_changed_nothing(result)
+    shown = messages(result, "Show the log")
+    assert list(shown) == [WEB]
+    assert 0 < len(shown[WEB]) <= 5
+    assert all(line.startswith(f"{WEB} | ") for line in shown[WEB])
+    # Gunicorn's access log: the health checks reach the journal.
+    everything = messages(playbook("logs.yml", *extra(lines=10000, since="1 day ago")), "Show the log")[WEB]
+    assert any("/healthz" in line for line in everything), everything[-20:]
+    assert len(everything) > 5
+
+
+def test_logs_honour_since():
+    result = playbook("logs.yml", "-e", "since=2099-01-01")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert messages(result, "Show the log")[WEB] == [f"{WEB} | (no lines since 2099-01-01)"]
+
+
+@pytest.mark.parametrize(("options", "variable"), [
+    (("-e", "lines=abc"), "lines must be"), (("-e", "lines=0"), "lines must be"), (("-e", "lines=-5"), "lines must be"),
+    (extra(since="; rm -rf /"), "since must be"), (("-e", "since="), "since must be"),
+    (("-e", "follow=maybe"), "follow is true or false"), (("-e", "follow=true"), "cannot follow a log"),
+    (("-e", "since=10 min ago"), "was cut at its first space"),
+])
+def test_logs_refuse_bad_values_naming_the_variable(options: tuple[str, ...], variable: str):
+    result = playbook("logs.yml", *options)
+    assert result.returncode != 0
+    assert variable in result.stdout, result.stdout[-3000:]
+
+
+def test_logs_follow_prints_the_ssh_command():
+    result = playbook("logs.yml", "-e", "follow=true")
+    assert f"@{WEB} sudo journalctl --follow --unit '{APP}@*'" in result.stdout, result.stdout[-3000:]
+
+
+def test_exec_runs_a_flask_command_in_the_live_release(host):
+    result = playbook("exec.yml", *extra(cmd="flask routes && pwd"))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert_changed_nothing(result)
+    shown = messages(result, "Show what it printed")
+    assert list(shown) == [WEB]
+    output = json.dumps(shown[WEB])
+    assert "/healthz" in output
+    assert json.dumps(live_state(host)["release_dir"]) in output
+    console = messages(result, "Say how to open a console")[WEB]
+    assert "ssh -t" in console and f"sudo -u {APP}" in console and console.endswith("flask shell")
+
+
+def test_exec_gives_the_app_its_config_from_the_environment(host):
+    check = "python -c \"from wsgi import app; print('secret key set:', bool(app.config.get('SECRET_KEY')))\""
+    result = playbook("exec.yml", *extra(cmd=check, host=WEB))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "secret key set: True" in result.stdout
+    assert secret_key(host) not in result.stdout + result.stderr
+
+
+def test_exec_keeps_the_secret_out_of_argv_but_in_the_environment(host):
+    secret = secret_key(host)
+    command, environ = ansible_playbook_command(PROJECT_DIR / "playbooks" / "exec.yml", *extra(cmd="sleep 25"), **JSON)
+    running = subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(60):
+            pids = host.run("pgrep -u flaskapp -x sleep").stdout.split()
+            if pids:
+                break
+            time.sleep(0.5)
+        assert pids, "the command never started"
+        assert secret not in host.check_output("ps -eo args")
+        assert f"FLASK_SECRET_KEY={secret}" in host.check_output(f"tr '\\0' '\\n' < /proc/{pids[0]}/environ")
+        assert host.check_output(f"ps -o user= -p {pids[0]}").strip() == APP
+    finally:
+        out, err = running.communicate(timeout=120)
+    assert running.returncode == 0, out[-4000:]
+    assert secret not in out + err
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    ((), "cmd must be"), (("-e", "cmd="), "cmd must be"), (extra(cmd="   "), "cmd must be"),
+    (extra(cmd="flask routes", host=DB), "does not run the app"),
+    (extra(cmd="flask routes", host="nosuchhost"), "does not run the app"),
+    (("-e", "cmd=flask routes"), "was cut at its first space"),
+])
+def test_exec_refuses_before_contacting_a_host(options: tuple[str, ...], said: str):
+    result = playbook("exec.yml", *options)
+    assert result.returncode != 0
+    assert said in result.stdout, result.stdout[-3000:]
+    assert list(report(result)["stats"]) == ["localhost"]
+
