@@ -43,7 +43,8 @@ def web_ip(web) -> str:
 
 def database_url(web) -> str:
     env = web.check_output(f"cat {ENV_FILE}")
-    return next(line.split("=", 1)[1] for line in env.splitlines() if line.startswith("FLASK_DATABASE_URL="))
+    # KEY="value" lines (the quoting systemd's EnvironmentFile= reads).
+    return next(line.split("=", 1)[1].strip('"') for line in env.splitlines() if line.startswith("FLASK_DATABASE_URL="))
 
 
 def connect_from_web(web, **params: str):
