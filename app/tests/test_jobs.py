@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from webapp import jobs
 from webapp.models import Job, db
@@ -99,6 +100,24 @@ class TestWorker:
 
         assert time.monotonic() - started < 2
         timer.join()
+
+    def test_a_database_error_is_retried(self, app: Flask, client, monkeypatch) -> None:
+        enqueue(client)
+        calls = []
+        real_process_one = jobs.process_one
+
+        def flaky(name: str):
+            calls.append(name)
+            if len(calls) == 1:
+                raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+            return real_process_one(name)
+
+        monkeypatch.setattr(jobs, "process_one", flaky)
+
+        with app.app_context():
+            assert jobs.run_worker(threading.Event(), 0.01, once=True) == 1
+
+        assert len(calls) == 3
 
     def test_cli_once(self, app: Flask, client) -> None:
         enqueue(client)

@@ -20,6 +20,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from .models import InvalidNote, Job, Tick, db, utcnow
 
@@ -88,7 +89,16 @@ def run_worker(stop: threading.Event, poll_interval: float, once: bool = False) 
     current_app.logger.info("Worker %s started: release=%s", name, current_app.config["RELEASE_ID"])
 
     while not stop.is_set():
-        job = process_one(name)
+        try:
+            job = process_one(name)
+        except SQLAlchemyError:
+            # The database restarting, a restore, a network blip: the job's
+            # transaction rolled back, so it is still queued; try again shortly
+            # rather than exit (and lose the process's place to a restart loop).
+            current_app.logger.exception("Worker %s could not take a job; retrying", name)
+            db.session.rollback()
+            stop.wait(poll_interval)
+            continue
 
         if job is not None:
             processed += 1

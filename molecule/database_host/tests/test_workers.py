@@ -163,8 +163,17 @@ def test_a_deploy_restarts_the_workers_onto_the_new_release(host, tmp_path):
     after_release, after_pids = live_release(host), main_pids(host)
     assert after_release != before_release
     assert set(after_pids).isdisjoint(before_pids) and 0 not in after_pids
-    for pid in after_pids:
-        assert host.check_output(f"readlink /proc/{pid}/cwd") == after_release
+    # Each process now running started on the new release and stayed up.
+    release_id = https(host, "/healthz")["release"]
+    deadline = time.monotonic() + 90
+    while True:
+        journal = host.check_output(f"journalctl --no-pager -u '{APP}-worker-jobs@*'")
+        started = [f"Worker web/{pid} started: release={release_id}" in journal for pid in main_pids(host)]
+        if all(started) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    restarts = [host.check_output(f"systemctl show -p NRestarts --value {unit}") for unit in WORKERS]
+    assert all(started) and restarts == ["0", "0"], (restarts, after_pids, main_pids(host), journal[-4000:])
     assert after_release in host.file(f"/etc/systemd/system/{APP}-worker-jobs@.service").content_string
     assert after_release in host.file(f"/etc/systemd/system/{TIMER}.service").content_string
     # The old processes stopped on SIGTERM, cleanly (not killed).
@@ -187,9 +196,13 @@ def test_a_rollback_puts_the_workers_back_on_the_release_before(host):
     result = ansible_playbook(PROJECT_DIR / "playbooks" / "rollback.yml")
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     assert live_release(host) == before_release
-    for pid in main_pids(host):
-        assert pid not in pids
-        assert host.check_output(f"readlink /proc/{pid}/cwd") == before_release
+    assert set(main_pids(host)).isdisjoint(pids)
+    for unit in (f"{APP}-worker-jobs@.service", f"{TIMER}.service"):
+        assert f"WorkingDirectory={before_release}\n" in host.file(f"/etc/systemd/system/{unit}").content_string
+    job = https(host, "/api/jobs", {"text": "after the rollback"})
+    [done] = wait_done(host, [job["id"]])
+    assert done["processed_count"] == 1
+    assert done["processed_release"] == https(host, "/healthz")["release"]
 
 
 def test_workers_and_timers_taken_off_the_lists_are_removed_then_come_back(host):
