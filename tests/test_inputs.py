@@ -216,6 +216,21 @@ BAD_INPUTS = [
     ("bad-git-url", "sandbox", {"flask_vps_app_git_repo": "not a url"}, "flask_vps_app_git_repo", "not a URL"),
     ("git-url-without-path", "sandbox", {"flask_vps_app_git_repo": "https://"}, "flask_vps_app_git_repo",
      "a URL without a host or path"),
+    # Background workers and scheduled jobs
+    ("worker-bad-name", "sandbox", {"flask_vps_workers": [{"name": "Jobs Queue", "command": "flask --app wsgi worker", "count": 1}]},
+     "flask_vps_workers", "a worker name that cannot name a unit"),
+    ("worker-count-zero", "sandbox", {"flask_vps_workers": [{"name": "jobs", "command": "flask --app wsgi worker", "count": 0}]},
+     "flask_vps_workers", "a worker with count 0"),
+    ("worker-without-command", "sandbox", {"flask_vps_workers": [{"name": "jobs", "count": 2}]},
+     "flask_vps_workers", "a worker without a command"),
+    ("duplicate-worker-names", "sandbox", {"flask_vps_workers": [{"name": "jobs", "command": "flask --app wsgi worker"}, {"name": "jobs", "command": "flask --app wsgi worker"}]},
+     "flask_vps_workers", "two workers with one name"),
+    ("timer-without-schedule", "sandbox", {"flask_vps_timers": [{"name": "tick", "command": "flask --app wsgi tick"}]},
+     "flask_vps_timers", "a timer without on_calendar"),
+    ("timer-bad-name", "sandbox", {"flask_vps_timers": [{"name": "../tick", "command": "flask --app wsgi tick", "on_calendar": "hourly"}]},
+     "flask_vps_timers", "a timer name with a slash"),
+    ("worker-host-outside", "sandbox+worker-outside", {},
+     "flask_vps_worker", "a worker host that is not an app host"),
 ]
 
 

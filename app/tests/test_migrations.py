@@ -24,7 +24,7 @@ POSTGRESQL_URL_VAR = "FLASK_VPS_TEST_DATABASE_URL"
 # Read at import: conftest.py's autouse fixture removes every FLASK_* variable
 # before each test, this one included.
 POSTGRESQL_URL = os.environ.get(POSTGRESQL_URL_VAR)
-HEAD = "0002"
+HEAD = "0003"
 
 
 def reset(url: str) -> None:
@@ -32,6 +32,8 @@ def reset(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(text("DROP TABLE IF EXISTS notes"))
+        connection.execute(text("DROP TABLE IF EXISTS jobs"))
+        connection.execute(text("DROP TABLE IF EXISTS ticks"))
         connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
     engine.dispose()
 
@@ -125,7 +127,7 @@ def test_migrations_live_in_the_package() -> None:
     # A release's copy of the app finds them whatever the working directory.
     assert MIGRATIONS_DIR == APP_DIR / "webapp" / "migrations"
     assert sorted(path.name for path in (MIGRATIONS_DIR / "versions").glob("0*.py")) == [
-        "0001_notes.py", "0002_notes_release.py"]
+        "0001_notes.py", "0002_notes_release.py", "0003_jobs.py"]
 
 
 def test_deploy_command_line(data_dir: Path, tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The flask-vps demo application: a page, a guestbook and a health check."""
+"""The flask-vps demo application: a page, a guestbook, background jobs and a health check."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from . import config
 from .api import bp as api_bp
 from .csrf import csrf_token
 from .errors import register_error_handlers
+from .jobs import register_commands
 from .logs import configure_logging
 from .models import db
 from .views import bp as main_bp
@@ -49,6 +50,7 @@ def create_app(config_name: str | None = None, instance_path: str | None = None)
     app.register_blueprint(main_bp)
     app.register_blueprint(api_bp)
     register_error_handlers(app)
+    register_commands(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     app.logger.info("Started: config=%s release=%s", name, app.config["RELEASE_ID"])

@@ -1,4 +1,4 @@
-"""JSON API for notes.
+"""JSON API for notes, background jobs and the scheduled job's ticks.
 
 POST accepts only ``Content-Type: application/json``. A browser will not
 send that type to another origin without a CORS preflight, which this app
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, request, url_for
 
-from .models import InvalidNote, Note, add_note, all_notes, db
+from .jobs import enqueue_job, recent_jobs, tick_summary
+from .models import InvalidNote, Job, Note, add_note, all_notes, db
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -42,3 +43,38 @@ def create_note() -> tuple[dict, int, dict[str, str]]:
 
     location = url_for("api.get_note", note_id=note.id)
     return note.to_dict(), 201, {"Location": location}
+
+
+@bp.post("/jobs")
+def create_job() -> tuple[dict, int, dict[str, str]]:
+    """Queue a job for the workers (``flask worker``); 202: it is done later."""
+    if request.mimetype != "application/json":
+        abort(415, description="Send the job as application/json.")
+
+    payload = request.get_json(silent=True)
+
+    if not isinstance(payload, dict):
+        abort(400, description='Expected a JSON object like {"text": "..."}.')
+
+    try:
+        job = enqueue_job(payload.get("text"))
+    except InvalidNote as e:
+        abort(400, description=str(e))
+
+    return job.to_dict(), 202, {"Location": url_for("api.get_job", job_id=job.id)}
+
+
+@bp.get("/jobs")
+def list_jobs() -> dict[str, list]:
+    return {"jobs": [job.to_dict() for job in recent_jobs()]}
+
+
+@bp.get("/jobs/<int:job_id>")
+def get_job(job_id: int) -> dict:
+    return db.get_or_404(Job, job_id).to_dict()
+
+
+@bp.get("/ticks")
+def list_ticks() -> dict:
+    """What the scheduled ``flask tick`` recorded: how often, and the latest runs."""
+    return tick_summary()

@@ -275,7 +275,7 @@ def test_a_note_written_through_the_app_is_stored(address: str) -> None:
 
 def test_the_apps_data_is_in_postgresql_over_the_socket(host) -> None:
     assert STATE["note"] in sql(host, "SELECT text FROM notes").splitlines()
-    assert sql(host, "SELECT version_num FROM alembic_version") == "0002"
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
     assert not host.file("/srv/flaskapp/shared/data/app.sqlite3").exists
     # The app logs in over the Unix socket: PostgreSQL has no TCP listener at all.
     assert ":5432" not in host.check_output("ss -Htln")
@@ -325,7 +325,7 @@ def test_deploy_with_a_migration_under_load_drops_nothing(host, address: str) ->
     before = served_release(address)
     nginx_before = nginx_processes(host)
     backups_before = backups(host)
-    added = {"0003_site_tag.py": migration("0003", "0002",
+    added = {"0004_site_tag.py": migration("0004", "0003",
                                            "    op.add_column('notes', sa.Column('site_tag', sa.Text(), nullable=True))")}
     source = app_copy(f"\n# site scenario release {uuid.uuid4().hex}\n", added)
     result, load = under_load(address, "deploy.yml", "-e", f"flask_vps_app_source_dir={source}")
@@ -334,7 +334,7 @@ def test_deploy_with_a_migration_under_load_drops_nothing(host, address: str) ->
     MIGRATIONS.update(added)
     STATE["source"] = str(source)
     assert "site_tag" in note_columns(host)
-    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0004"
     # flask_vps_backup_before_migrate: one backup, taken before the migration.
     assert len(set(backups(host)) - set(backups_before)) == 1
     # The switch moved the live socket link: nginx was not reloaded.
@@ -356,7 +356,7 @@ def test_a_failing_migration_changes_nothing_and_the_release_keeps_serving(host,
     # is rolled back with it (PostgreSQL's DDL is transactional).
     before = served_release(address)
     columns = note_columns(host)
-    failing = {"0004_fails.py": migration("0004", "0003", (
+    failing = {"0005_fails.py": migration("0005", "0004", (
         "    op.add_column('notes', sa.Column('half_done', sa.Text(), nullable=True))\n"
         "    op.execute('SELECT 1 / 0')"))}
     source = app_copy(f"\n# site scenario, failing migration {uuid.uuid4().hex}\n", failing)
@@ -366,7 +366,7 @@ def test_a_failing_migration_changes_nothing_and_the_release_keeps_serving(host,
     assert_strict_load_passed(load, 100)
     assert load["releases"] == [before], load
     assert note_columns(host) == columns
-    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0004"
     assert served_release(address) == before
 
 
@@ -442,7 +442,7 @@ def test_backup_then_restore_finds_the_data_again(host, address: str) -> None:
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     # The app's pooled connections were closed by the restore; it reconnects.
     assert STATE["note"] in notes()
-    assert sql(host, "SELECT version_num FROM alembic_version") == "0003"
+    assert sql(host, "SELECT version_num FROM alembic_version") == "0004"
 
 
 # Where a deploy is killed (SIGKILL to ansible-playbook and its workers), by the
