@@ -25,7 +25,12 @@ SCENARIOS = sorted(
 # Scenarios whose work is still open (named with the issue that tracks them). They
 # are reported as skipped, never as passed, until they pass on both Debians.
 # FLASK_VPS_RUN_UNFINISHED=1 runs them anyway.
-UNFINISHED: dict[str, str] = {}
+UNFINISHED: dict[str, str] = {
+    # Passed in session 12's full run (8 of 8, 21.5 min of a worker's time), but
+    # that run took 92 min with it, over CI's 90: it runs again in make test once
+    # the suite is cut. Issue 17 is open.
+    "cluster": "issue 17: left out of make test until the suite is cut under CI's time limit",
+}
 # Scenarios whose subject is the project's own logic rather than the Debian under
 # it run on one Debian when the suite runs on both (on the one named here; the
 # other's case is deselected, never reported as passed). Every role they converge
