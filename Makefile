@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_FORCE_COLOR := false
 
 .PHONY: help setup venv app-venv docker images apt-cache lint app-test molecule molecule-all test \
-	demo demo-deploy demo-rollback demo-destroy bench audit clean
+	demo demo-deploy demo-rollback demo-destroy demo-cluster demo-cluster-deploy demo-cluster-destroy bench audit clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -79,3 +79,12 @@ demo-rollback: venv ## Put the sandbox back on the previous release (or RELEASE=
 
 demo-destroy: ## Remove the sandbox container (its key stays in .cache/sandbox/)
 	@scripts/sandbox.sh down
+
+demo-cluster: setup ## Several hosts: lb1, web1, web2 and db1 containers converged by site.yml; prints the URL
+	@scripts/demo-cluster.sh up
+
+demo-cluster-deploy: venv ## A rolling deploy of a new release to the several-host sandbox
+	@scripts/demo-cluster.sh deploy
+
+demo-cluster-destroy: venv ## Remove the several-host sandbox's containers
+	@scripts/demo-cluster.sh down
