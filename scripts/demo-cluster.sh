@@ -5,7 +5,8 @@
 # publishes 443, on 127.0.0.1:FLASK_VPS_CLUSTER_HTTPS_PORT (9443).
 #
 #   scripts/demo-cluster.sh up        create (or keep) and converge them; print the URL
-#   scripts/demo-cluster.sh deploy    a rolling deploy of app/ as a new release
+#   scripts/demo-cluster.sh deploy [ansible-playbook options]
+#                                     a rolling deploy of app/ as a new release
 #   scripts/demo-cluster.sh down      remove them
 set -euo pipefail
 
@@ -14,6 +15,8 @@ cd "$root"
 export MOLECULE_DISTRO=debian13
 export FLASK_VPS_NAME_SUFFIX=-demo
 export FLASK_VPS_CLUSTER_HTTPS_PORT=${FLASK_VPS_CLUSTER_HTTPS_PORT:-9443}
+# lb1's only published port (molecule/cluster/molecule.yml), on loopback.
+export FLASK_VPS_CLUSTER_PUBLISH="127.0.0.1:$FLASK_VPS_CLUSTER_HTTPS_PORT:443"
 export MOLECULE_EPHEMERAL_DIRECTORY="$root/.cache/demo-cluster"
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=false PY_COLORS=0
@@ -42,7 +45,8 @@ The X-Served-By header names the web host that answered.
 EOF
     ;;
   deploy)
-    ansible-playbook -i "$MOLECULE_EPHEMERAL_DIRECTORY/inventory" playbooks/deploy.yml -e '{"flask_app_force_release": true}'
+    shift
+    ansible-playbook -i "$MOLECULE_EPHEMERAL_DIRECTORY/inventory" playbooks/deploy.yml -e '{"flask_app_force_release": true}' "$@"
     ;;
   down)
     molecule destroy -s cluster
