@@ -19,6 +19,11 @@ Then bench/servers.py puts each app server (Gunicorn, Uvicorn, Waitress, uWSGI)
 live in turn and measures the page through nginx and straight from the server,
 start-to-ready, memory and exposure, one row per server (latest-servers.png).
 
+Last, bench/cluster.py brings up the several-host sandbox (make demo-cluster:
+lb1, web1, web2, db1) and times a rolling deploy over the two web hosts under the
+same strict load, through lb1 ("several hosts"; then make demo-cluster-destroy
+removes it).
+
 Before that, bench/provisioning.py times a cold site.yml on a fresh
 sandbox, a no-op re-run (with the project's ansible.cfg and with Ansible's
 defaults), a deploy, a failing deploy and a rollback, the last three under constant
@@ -29,7 +34,8 @@ Writes bench/results/latest.json, latest.md and latest.png. With
 --throughput-only it measures only the seven wrk cases on the running sandbox
 (`make demo` first) and writes bench/results/<date>-throughput.json and .md,
 leaving latest.* as they are; with --servers-only, only the app servers' rows,
-in bench/results/<date>-servers.json, .md and .png.
+in bench/results/<date>-servers.json, .md and .png; with --cluster-only, only
+the several-host figures, in bench/results/<date>-cluster.json and .md.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import cluster  # bench/cluster.py: the rolling deploy over several hosts
 import provisioning  # bench/provisioning.py, beside this file
 import servers  # bench/servers.py: the app servers side by side
 
@@ -186,7 +193,8 @@ def markdown(result: dict) -> str:
                      f"{case['non_2xx'] + case['socket_errors']} |")
     lines += ["", "| ratio | value |", "|---|---:|"]
     lines += [f"| {name} | {value} |" for name, value in result["ratios"].items()]
-    for title, figures in (("provisioning", result.get("provisioning")), ("zero downtime", result.get("zero_downtime"))):
+    for title, figures in (("provisioning", result.get("provisioning")), ("zero downtime", result.get("zero_downtime")),
+                           ("several hosts", result.get("several_hosts"))):
         if figures:
             lines += ["", f"| {title} | value |", "|---|---:|"]
             lines += [f"| {name} | {value} |" for name, value in figures.items()]
@@ -229,14 +237,20 @@ def main() -> int:
     parser.add_argument("--servers-only", action="store_true",
                         help="only the app servers side by side (bench/servers.py), on the running sandbox; "
                              "results beside latest.*, not in them")
+    parser.add_argument("--cluster-only", action="store_true",
+                        help="only the rolling deploy over several hosts (bench/cluster.py, make demo-cluster's "
+                             "sandbox); results beside latest.*, not in them")
     args = parser.parse_args()
 
     started = time.monotonic()
     if args.servers_only:
         return servers_only(args.seconds, args.connections)
+    if args.cluster_only:
+        return cluster_only()
     provisioning, zero_downtime = ({}, {}) if args.throughput_only else measure_provisioning(args.warm)
     cases = measure_throughput(args.seconds, args.connections)
     app_servers = {} if args.throughput_only else measure_servers(args.seconds, args.connections)
+    several_hosts = {} if args.throughput_only else cluster.measure()
     result = {
         "measured_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores, "
@@ -248,6 +262,7 @@ def main() -> int:
         "provisioning": provisioning,
         "zero_downtime": zero_downtime,
         "app_servers": app_servers,
+        "several_hosts": several_hosts,
         "bench_minutes": round((time.monotonic() - started) / 60, 1),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -284,6 +299,21 @@ def servers_only(seconds: int, connections: int) -> int:
                                                       "app_servers": rows}, indent=2) + "\n")
     (RESULTS / f"{name}.md").write_text(text)
     servers_chart(rows, measured_at, RESULTS / f"{name}.png")
+    print(text)
+    return 0
+
+
+def cluster_only() -> int:
+    measured_at = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    figures = cluster.measure()
+    load = os.getloadavg()
+    text = "\n".join([f"Measured {measured_at} on the cluster sandbox (make demo-cluster). Load average (1, 5, 15 min) "
+                      f"when it ended: {', '.join(f'{x:.1f}' for x in load)}.", "", "| several hosts | value |",
+                      "|---|---:|", *(f"| {name} | {value} |" for name, value in figures.items())]) + "\n"
+    name = f"{measured_at[:10]}-cluster"
+    (RESULTS / f"{name}.json").write_text(json.dumps({"measured_at": measured_at, "load_average": load,
+                                                      "several_hosts": figures}, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(text)
     print(text)
     return 0
 
