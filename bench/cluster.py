@@ -13,7 +13,7 @@ must all be stored).
 
 Prints one line per figure; `make bench` (bench/run.py) calls measure() and files
 the figures under "several hosts" in bench/results/. The playbook's output is kept
-in .cache/demo-cluster/measure-rolling-deploy.log.
+in .cache/bench-cluster/measure-rolling-deploy.log.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import loadgen  # noqa: E402  (scripts/loadgen.py: the load and its during())
 
-STATE = ROOT / ".cache" / "demo-cluster"
+# Not in .cache/demo-cluster, which make demo-cluster-destroy removes.
+LOGS = ROOT / ".cache" / "bench-cluster"
 CA_FILE = ROOT / ".cache" / "molecule-cluster-demo" / "ca.crt"
 HTTPS_PORT = os.environ.get("FLASK_VPS_CLUSTER_HTTPS_PORT", "9443")
 DEMO = [str(ROOT / "scripts" / "demo-cluster.sh")]
@@ -49,10 +50,10 @@ def deploy(name: str) -> subprocess.CompletedProcess[str]:
 
 
 def keep(name: str, result: subprocess.CompletedProcess[str]) -> None:
-    STATE.mkdir(parents=True, exist_ok=True)
-    (STATE / f"measure-{name}.log").write_text(result.stdout + result.stderr)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    (LOGS / f"measure-{name}.log").write_text(result.stdout + result.stderr)
     if result.returncode != 0:
-        raise SystemExit(f"measure: {name} failed (exit {result.returncode}); see {STATE}/measure-{name}.log")
+        raise SystemExit(f"measure: {name} failed (exit {result.returncode}); see {LOGS}/measure-{name}.log")
 
 
 def measure() -> dict[str, float | int | None]:
