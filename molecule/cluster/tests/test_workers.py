@@ -58,7 +58,10 @@ def test_jobs_queued_through_the_balancer_are_each_done_exactly_once_by_the_four
     for n in range(40):
         queued.append(api(lb, "/api/jobs", {"text": f"job {n}"}))
         time.sleep(0.05)
-    assert all(job["status"] == "queued" for job in queued), queued
+    # Accepted (202, api() checks); a worker may already have taken a job between
+    # its commit and the answer, which then says done.
+    assert all(job["status"] in ("queued", "done") for job in queued), queued
+    assert len({job["id"] for job in queued}) == 40
     jobs = wait_done(lb, [job["id"] for job in queued])
     assert all(job["status"] == "done" for job in jobs), jobs
     assert [job["processed_count"] for job in jobs] == [1] * 40
