@@ -25,28 +25,22 @@ SCENARIOS = sorted(
 # Scenarios whose work is still open (named with the issue that tracks them). They
 # are reported as skipped, never as passed, until they pass on both Debians.
 # FLASK_VPS_RUN_UNFINISHED=1 runs them anyway.
-UNFINISHED: dict[str, str] = {
-    # Passed in session 12's full run (8 of 8, 21.5 min of a worker's time), but
-    # that run took 92 min with it, over CI's 90: it runs again in make test once
-    # the suite is cut. Issue 17 is open.
-    "cluster": "issue 17: left out of make test until the suite is cut under CI's time limit",
-}
+UNFINISHED: dict[str, str] = {}
 # Scenarios whose subject is the project's own logic rather than the Debian under
 # it run on one Debian when the suite runs on both (on the one named here; the
 # other's case is deselected, never reported as passed). Every role they converge
 # is also converged, checked for idempotence and verified on both Debians by the
 # `site` scenario (base, firewall, flask_app, tls in selfsigned mode) or by `ssh`
-# (firewall); database_host's PostgreSQL over TLS with verify-full is also the
-# postgresql scenario's remote mode, on both Debians. cluster (four containers)
-# runs on Debian 13 to keep make test in its budget: its roles and ship plays run
-# on both Debians in site, but the balancer's upstream, the node server and the
-# rotation rule are proven on Debian 13 only (make molecule SCENARIO=cluster
-# DISTRO=debian12 runs it there). With FLASK_VPS_DISTROS naming one Debian, they
-# run on it.
+# (firewall). cluster (four containers) runs on Debian 13 to keep make test in
+# its budget: its roles and ship plays run on both Debians in site, but the
+# balancer's upstream, the node server and the rotation rule are proven on Debian
+# 13 only (make molecule SCENARIO=cluster DISTRO=debian12 runs it there); its
+# PostgreSQL on a host of its own over TLS with verify-full is also the postgresql
+# scenario's remote mode, on both Debians. With FLASK_VPS_DISTROS naming one
+# Debian, they run on it.
 ONE_DEBIAN: dict[str, str] = {
     "base": "debian12",
     "cluster": "debian13",
-    "database_host": "debian13",
     "firewall": "debian13",
     "flask_app": "debian12",
     "second_app": "debian13",

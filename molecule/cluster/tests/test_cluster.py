@@ -3,7 +3,10 @@ that site.yml fetched), web1 and web2 serve the app behind it, db1 holds the
 data. The tests run against lb1, in file order, building on each other like an
 operator's day: the spread over both web hosts, the ports each host answers, a
 rolling deploy and a broken release under strict keep-alive load with checked
-writes, then a fleet rollback."""
+writes, then a fleet rollback. Run after test_workers.py (conftest.py), which
+took the workers and the timer off the lists: the rolling deploy brings them back
+on its release and the rollback restarts them onto the release before, both
+checked here, so the workers need no deploy of their own."""
 
 from __future__ import annotations
 
@@ -11,34 +14,20 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
-import testinfra
-from pytest_helpers.frontdoor import request
+from pytest_helpers.fleet import APP, CA_FILE, NAMES, SITE, TIMER_HOST, WEB_HOSTS, WORK, api, get, host_url, live_release, node
 from pytest_helpers.network import PROJECT_DIR, ansible_playbook_command, container_ip, port_answers
+from pytest_helpers.strict_load import assert_strict_load_passed, load_arguments, release_copy
+from pytest_helpers.workers import TIMER, WORKER_UNIT, WORKERS, main_pids, stopped_cleanly, wait_done, wait_started
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-DISTRO = os.environ.get("MOLECULE_DISTRO", "debian13")
-SUFFIX = os.environ.get("FLASK_VPS_NAME_SUFFIX", "")
-NAMES = {role: f"fv-cluster-{role}-{DISTRO}{SUFFIX}" for role in ("lb1", "web1", "web2", "db1")}
-testinfra_hosts = [f"ansible://{NAMES['lb1']}?ansible_inventory={INVENTORY}"]
-APP = "flaskapp"
-SITE = "flask-vps.localhost"
-WORK = PROJECT_DIR / ".cache" / f"molecule-cluster{SUFFIX}"
-CA_FILE = WORK / "ca.crt"
+testinfra_hosts = [host_url("lb1")]
 sys.path.insert(0, str(PROJECT_DIR / "scripts"))
 import loadgen  # noqa: E402  (scripts/loadgen.py)
 
-STATE: dict[str, str] = {}
-
-
-def node(name: str):
-    return testinfra.get_host(f"ansible://{NAMES[name]}?ansible_inventory={INVENTORY}")
+STATE: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -46,43 +35,15 @@ def ips(host) -> dict[str, str]:
     return {"lb1": container_ip(host), **{name: container_ip(node(name)) for name in ("web1", "web2", "db1")}}
 
 
-def get(lb: str, path: str = "/healthz", headers: dict[str, str] | None = None):
-    return request(lb, SITE, path, cafile=str(CA_FILE), headers=headers)
-
-
-def live_release(name: str) -> str:
-    return node(name).check_output(f"readlink /srv/{APP}/current").rstrip("/").split("/")[-1]
-
-
-def app_copy(wsgi_extra: str) -> Path:
-    """A copy of the app whose wsgi.py ends with wsgi_extra: a new release id."""
-    target = Path(tempfile.mkdtemp(dir=WORK)) / "app"
-    shutil.copytree(PROJECT_DIR / "app", target,
-                    ignore=shutil.ignore_patterns(".venv", "__pycache__", "instance", ".pytest_cache", "tests"))
-    with (target / "wsgi.py").open("a") as wsgi:
-        wsgi.write(wsgi_extra)
-    return target
-
-
-def load_arguments(lb: str) -> list[str]:
-    # As the site scenario's: 4 keep-alive clients that never retry, and a writer
-    # whose acknowledged notes must all be stored.
-    return ["--url", f"https://{SITE}/healthz", "--connect", f"{lb}:443", "--cacert", str(CA_FILE),
-            "--requests", "50000", "--seconds", "600", "--concurrency", "4", "--pause", "0.01",
-            "--timeout", "30", "--strict", "--post-workers", "1", "--post-pause", "0.05"]
+def app_copy(wsgi_extra: str):
+    return release_copy(WORK, wsgi_extra)
 
 
 def under_load(lb: str, playbook: str, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
     command, environ = ansible_playbook_command(PROJECT_DIR / "playbooks" / playbook, *args)
-    result, load, _ = loadgen.during(command, load_arguments(lb), timeout=900, env=environ, cwd=PROJECT_DIR)
+    result, load, _ = loadgen.during(command, load_arguments(SITE, lb, str(CA_FILE)), timeout=900, env=environ,
+                                     cwd=PROJECT_DIR)
     return result, load
-
-
-def assert_strict_load_passed(load: dict, minimum: int) -> None:
-    assert load["sent"] >= minimum and load["failed"] == 0, (load, load["errors"])
-    assert load["closed_by_server"] == 0 and load["retried"] == 0, load
-    assert load["writes_failed"] == load["writes_missing"] == load["writes_unacknowledged_stored"] == 0, load["writes_problems"]
-    assert load["writes_acknowledged"] == load["writes_sent"] > 0, load
 
 
 def rotation_rules(host) -> str:
@@ -174,6 +135,28 @@ def test_a_rolling_deploy_under_strict_load_fails_no_request(host, ips):
     STATE.update(previous=before, release=after, source=str(source))
 
 
+def test_the_deploy_brought_the_workers_back_on_its_release_and_the_timer_on_one_host(ips):
+    """test_workers.py's last test took them off the lists; this deploy ships them again."""
+    release = STATE["release"]
+    STATE["workers"] = {}
+    for name in WEB_HOSTS:
+        web = node(name)
+        pids, journal = wait_started(web, name, release)
+        restarts = [web.check_output(f"systemctl show -p NRestarts --value {unit}") for unit in WORKERS]
+        assert 0 not in pids and all(f"Worker {name}/{pid} started: release={release}" in journal for pid in pids) \
+            and restarts == ["0", "0"], (name, pids, restarts, journal[-4000:])
+        for unit in WORKERS:
+            assert web.service(unit).is_enabled, (name, unit)
+        assert f"WorkingDirectory=/srv/{APP}/releases/{release}\n" in web.file(f"/etc/systemd/system/{WORKER_UNIT}").content_string
+        timer = web.file(f"/etc/systemd/system/{TIMER}.timer")
+        assert timer.exists == (name == TIMER_HOST), name
+        STATE["workers"][name] = pids
+    timer_host = node(TIMER_HOST)
+    assert timer_host.check_output(f"systemctl is-enabled {TIMER}.timer") == "enabled"
+    assert timer_host.check_output(f"systemctl is-active {TIMER}.timer") == "active"
+    assert f"WorkingDirectory=/srv/{APP}/releases/{release}\n" in timer_host.file(f"/etc/systemd/system/{TIMER}.service").content_string
+
+
 def test_a_broken_release_stops_at_the_first_web_host(host, ips):
     broken = app_copy("")
     (broken / "wsgi.py").write_text('raise RuntimeError("broken on purpose by the test")\n')
@@ -191,6 +174,8 @@ def test_a_broken_release_stops_at_the_first_web_host(host, ips):
     assert {get(ips["lb1"]).headers["X-Served-By"] for _ in range(20)} == {NAMES["web1"], NAMES["web2"]}
     assert node("web2").run(f"ls /srv/{APP}/releases/*/.unfinished").rc == 0  # built, never started
     assert "broken on purpose" not in node("web2").check_output(f"journalctl -u '{APP}@*' --no-pager -o cat | tail -n 100")
+    # The workers never left the live release: the same processes on both hosts.
+    assert {name: main_pids(node(name)) for name in WEB_HOSTS} == STATE["workers"]
 
 
 def test_a_fleet_rollback_goes_back_on_every_web_host(host, ips):
@@ -201,3 +186,27 @@ def test_a_fleet_rollback_goes_back_on_every_web_host(host, ips):
     assert live_release("web1") == live_release("web2") == STATE["previous"]
     assert json.loads(get(ips["lb1"]).body)["release"] == STATE["previous"]
     assert rotation_rules(host) == "0"
+
+
+def test_the_rollback_restarted_the_workers_onto_the_release_before(ips):
+    """A restart, not a start: the processes of the deploy's release stop on
+    SIGTERM, cleanly, and new ones start on the release before, which a job queued
+    through lb1 then meets."""
+    release = STATE["previous"]
+    for name in WEB_HOSTS:
+        web = node(name)
+        pids, journal = wait_started(web, name, release)
+        restarts = [web.check_output(f"systemctl show -p NRestarts --value {unit}") for unit in WORKERS]
+        assert 0 not in pids and all(f"Worker {name}/{pid} started: release={release}" in journal for pid in pids) \
+            and restarts == ["0", "0"], (name, pids, restarts, journal[-4000:])
+        assert set(pids).isdisjoint(STATE["workers"][name]), (name, pids)
+        for pid in STATE["workers"][name]:
+            assert stopped_cleanly(journal, name, pid), (name, pid, journal[-3000:])
+        assert "SIGKILL" not in journal
+        units = [WORKER_UNIT] + ([f"{TIMER}.service"] if name == TIMER_HOST else [])
+        for unit in units:
+            assert f"WorkingDirectory=/srv/{APP}/releases/{release}\n" in web.file(f"/etc/systemd/system/{unit}").content_string, unit
+    job = api(ips["lb1"], "/api/jobs", {"text": "after the rollback"})
+    [done] = wait_done(ips["lb1"], [job["id"]])
+    assert done["processed_count"] == 1 and done["result"] == "AFTER THE ROLLBACK", done
+    assert done["processed_release"] == release == api(ips["lb1"], "/healthz")["release"]

@@ -1,44 +1,29 @@
-"""The database on a host of its own, seen from outside: `web` (the app host) and
-`db` (the one host of flask_vps_db), both converged by site.yml. The tests run
-once, against db; web is reached through its own testinfra host."""
+"""The database on a host of its own, seen from outside: web1 and web2 run the
+app, db1 is the one host of flask_vps_db, lb1 the front door, all converged by
+site.yml. The tests run once, against db1; the other hosts are reached through
+their own testinfra hosts. Run first (conftest.py): the verbose diff run at the
+end must find the state the converge left."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 
 import pytest
-import testinfra
-from pytest_helpers.network import PROJECT_DIR, ansible_playbook, container_ip, port_answers, scenario_dir
+from pytest_helpers.fleet import NAMES, WEB_HOSTS, WORK, get, host_url, node
+from pytest_helpers.network import ansible_playbook, container_ip, port_answers, scenario_dir
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-DISTRO = os.environ.get("MOLECULE_DISTRO", "debian13")
-SUFFIX = os.environ.get("FLASK_VPS_NAME_SUFFIX", "")
-WEB = f"fv-database_host-web-{DISTRO}{SUFFIX}"
-DB = f"fv-database_host-db-{DISTRO}{SUFFIX}"
-testinfra_hosts = [f"ansible://{DB}?ansible_inventory={INVENTORY}"]
+testinfra_hosts = [host_url("db1")]
+DB = NAMES["db1"]
 APP = DATABASE = USER = "flaskapp"
-SITE = "flask-vps.localhost"
 ENV_FILE = f"/etc/flask-vps/{APP}.env"
 CA_FILE = f"/etc/ssl/flask-vps/{APP}-database-ca.crt"
-WORK_DIR = PROJECT_DIR / ".cache" / f"molecule-database_host{SUFFIX}"
 
 
 @pytest.fixture(scope="module")
-def web():
-    return testinfra.get_host(f"ansible://{WEB}?ansible_inventory={INVENTORY}")
-
-
-@pytest.fixture(scope="module")
-def db_ip(host) -> str:
-    return container_ip(host)
-
-
-@pytest.fixture(scope="module")
-def web_ip(web) -> str:
-    return container_ip(web)
+def ips(host) -> dict[str, str]:
+    return {"db1": container_ip(host), **{name: container_ip(node(name)) for name in ("lb1", *WEB_HOSTS)}}
 
 
 def database_url(web) -> str:
@@ -47,8 +32,8 @@ def database_url(web) -> str:
     return shlex.split(value)[0]  # the file quotes each value as a shell would
 
 
-def connect_from_web(web, **params: str):
-    """A libpq connection from the app host through the live release's psycopg
+def connect_from(web, **params: str):
+    """A libpq connection from an app host through the live release's psycopg
     (the app's own driver), with the given parameters; the output is the server's
     answer or the error, without the password (none is sent that matters)."""
     script = ("import sys, psycopg\n"
@@ -60,12 +45,14 @@ def connect_from_web(web, **params: str):
     return web.check_output(f"/srv/{APP}/current/.venv/bin/python -c {shlex.quote(script)}")
 
 
-def test_the_apps_url_points_at_the_database_host_with_verify_full(web, db_ip):
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_the_apps_url_points_at_the_database_host_with_verify_full(name, ips):
+    web = node(name)
     url = database_url(web)
     credentials, location = url.split("@", 1)
     # Checked without printing the password on failure.
     assert re.fullmatch(rf"postgresql\+psycopg://{USER}:[^:/@]+", credentials), "not the app role's credentials"
-    assert location == f"{DB}:5432/{DATABASE}?hostaddr={db_ip}&sslmode=verify-full&sslrootcert={CA_FILE}"
+    assert location == f"{DB}:5432/{DATABASE}?hostaddr={ips['db1']}&sslmode=verify-full&sslrootcert={CA_FILE}"
     env = web.file(ENV_FILE)
     assert (env.user, env.group, env.mode) == ("root", APP, 0o640)
     ca = web.file(CA_FILE)
@@ -73,17 +60,25 @@ def test_the_apps_url_points_at_the_database_host_with_verify_full(web, db_ip):
     assert "BEGIN CERTIFICATE" in ca.content_string
 
 
-def test_healthz_reports_the_database_ok_over_tls_from_the_app_host(host, web, web_ip):
-    answer = web.check_output(f"curl -sk --resolve {SITE}:443:127.0.0.1 https://{SITE}/healthz")
-    assert json.loads(answer)["database"] == "ok", answer
-    # The app's pooled connections, as the database host sees them: TLS, from web.
+def test_healthz_through_the_balancer_reports_the_database_ok_over_tls_from_both_web_hosts(host, ips):
+    served = set()
+    for _ in range(10):
+        answer = get(ips["lb1"])
+        assert answer.status == 200 and json.loads(answer.body)["database"] == "ok", answer.body
+        served.add(answer.headers["X-Served-By"])
+    assert served == {NAMES[name] for name in WEB_HOSTS}, served
+    # The app's connections (its pools and its workers), as the database host
+    # sees them: TLS, from the two web hosts and nowhere else.
     rows = host.check_output(
         "runuser -u postgres -- psql -XAtq -F ' ' -c \"SELECT a.client_addr, s.ssl, s.version FROM pg_stat_activity a "
         f"JOIN pg_stat_ssl s USING (pid) WHERE a.usename = '{USER}'\"").splitlines()
     assert rows, "no connection of the app on the database host"
+    clients = set()
     for row in rows:
         client, ssl, version = row.split()
-        assert (client, ssl) == (web_ip, "t") and version in ("TLSv1.2", "TLSv1.3"), rows
+        assert ssl == "t" and version in ("TLSv1.2", "TLSv1.3"), rows
+        clients.add(client)
+    assert clients == {ips[name] for name in WEB_HOSTS}, rows
 
 
 def test_the_certificate_comes_from_the_own_ca_and_names_the_database_host(host):
@@ -95,60 +90,71 @@ def test_the_certificate_comes_from_the_own_ca_and_names_the_database_host(host)
     assert (key.user, key.mode) == ("root", 0o600)
 
 
-def test_verify_full_rejects_a_name_the_certificate_does_not_hold(web, db_ip):
-    answer = connect_from_web(web, host=db_ip, dbname=DATABASE, user=USER, password="x",
-                              sslmode="verify-full", sslrootcert=CA_FILE)
+def test_verify_full_rejects_a_name_the_certificate_does_not_hold(ips):
+    answer = connect_from(node("web1"), host=ips["db1"], dbname=DATABASE, user=USER, password="x",
+                          sslmode="verify-full", sslrootcert=CA_FILE)
     assert answer.startswith("refused") and "does not match host name" in answer, answer
 
 
-def test_a_plain_connection_from_the_app_host_is_refused(web, db_ip):
-    answer = connect_from_web(web, host=db_ip, dbname=DATABASE, user=USER, password="x", sslmode="disable")
+@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_a_plain_connection_from_an_app_host_is_refused(name, ips):
+    answer = connect_from(node(name), host=ips["db1"], dbname=DATABASE, user=USER, password="x", sslmode="disable")
     assert answer.startswith("refused"), answer
     assert "pg_hba.conf rejects connection" in answer and "no encryption" in answer, answer
 
 
-def test_a_host_that_is_not_an_app_host_is_refused_with_tls(host, db_ip):
+def test_a_host_that_is_not_an_app_host_is_refused_with_tls(host, ips):
     """The database host itself is no app host: its own TLS connection to the
-    private address matches no hostssl line (the firewall lets local traffic in)."""
-    result = host.run(f"env PGPASSWORD=x psql -XAtq 'host={db_ip} dbname={DATABASE} user={USER} sslmode=require' -c 'SELECT 1'")
+    private address matches no hostssl line (the firewall lets local traffic in).
+    The balancer, the other host that is none, does not even reach the port
+    (test_cluster.py)."""
+    result = host.run(f"env PGPASSWORD=x psql -XAtq 'host={ips['db1']} dbname={DATABASE} user={USER} sslmode=require' -c 'SELECT 1'")
     assert result.rc != 0
-    assert f'pg_hba.conf rejects connection for host "{db_ip}"' in result.stderr, result.stderr
+    assert f'pg_hba.conf rejects connection for host "{ips["db1"]}"' in result.stderr, result.stderr
 
 
-def test_only_the_private_address_listens_with_ssl_on(host, db_ip):
+def test_only_the_private_address_listens_with_ssl_on(host, ips):
     assert host.check_output("runuser -u postgres -- psql -XAtqc 'SHOW ssl'") == "on"
     listeners = [line.split()[3] for line in host.check_output("ss -Hltn").splitlines()
                  if line.split()[3].endswith(":5432")]
-    assert listeners == [f"{db_ip}:5432"]
+    assert listeners == [f"{ips['db1']}:5432"]
     methods = host.check_output("runuser -u postgres -- psql -XAtqc "
                                 "'SELECT DISTINCT auth_method FROM pg_hba_file_rules ORDER BY 1'").split()
     assert methods == ["peer", "reject", "scram-sha-256"]
 
 
-def test_the_firewall_opens_5432_to_the_app_host_only(host, db_ip, web_ip):
+def test_the_firewall_opens_5432_to_the_two_web_hosts_only(host, ips):
     status = host.check_output("ufw status")
-    assert re.findall(r"^5432/tcp\s+ALLOW\s+(\S+)", status, re.M) == [web_ip], status
+    assert sorted(re.findall(r"^5432/tcp\s+ALLOW\s+(\S+)", status, re.M)) == sorted(ips[name] for name in WEB_HOSTS), status
     # No web server here: 80 and 443 stay closed.
     assert not re.search(r"^(80|443)(/tcp)?\s", status, re.M), status
     # From the test host (not an app host) the port does not even answer.
-    assert not port_answers(db_ip, 5432)
+    assert not port_answers(ips["db1"], 5432)
 
 
-def test_each_host_does_its_own_job(host, web):
+def test_each_host_does_its_own_job(host):
     assert not host.file(f"/srv/{APP}").exists
     assert not host.package("nginx").is_installed
-    assert not web.package("postgresql").is_installed
-    assert web.service("nginx").is_running
+    for name in WEB_HOSTS:
+        web = node(name)
+        assert not web.package("postgresql").is_installed, name
+        assert web.file(f"/srv/{APP}/current").is_symlink, name
+        assert web.service("nginx").is_running, name  # the node server
+    lb = node("lb1")
+    assert lb.service("nginx").is_running
+    assert not lb.file(f"/srv/{APP}").exists
+    assert not lb.package("postgresql").is_installed
+    assert lb.run(f"systemctl list-units --all --plain --no-legend '{APP}*'").stdout.strip() == ""
 
 
 def test_the_deploys_backup_was_taken_on_the_database_host(host):
     """site.yml built a release, and the backup before its migrations ran where the database is."""
-    backups = host.check_output(f"ls /var/backups/postgresql").split()
+    backups = host.check_output("ls /var/backups/postgresql").split()
     assert any(re.fullmatch(rf"{DATABASE}-.*\.dump", name) for name in backups), backups
 
 
 def test_a_verbose_diff_run_changes_nothing_and_shows_no_secret(host):
-    password = (WORK_DIR / "database_password").read_text().strip()
+    password = (WORK / "database_password").read_text().strip()
     result = ansible_playbook(scenario_dir() / "converge.yml", "--skip-tags", "host", "--diff", "-v",
                               ANSIBLE_PIPELINING="true")
     output = result.stdout + result.stderr
@@ -156,4 +162,4 @@ def test_a_verbose_diff_run_changes_nothing_and_shows_no_secret(host):
     assert password not in output
     assert "PRIVATE KEY" not in output
     recap = dict(re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output.split("PLAY RECAP", 1)[-1], re.M))
-    assert set(recap) >= {WEB, DB} and all("changed=0 " in line for line in recap.values()), recap
+    assert set(recap) >= set(NAMES.values()) and all("changed=0 " in line for line in recap.values()), recap

@@ -1,24 +1,23 @@
 """The operator commands (playbooks/status.yml, logs.yml, exec.yml) run as an
-operator runs them, against this scenario's two hosts: `web` runs the app, `db`
-is the database host. Their output is read through Ansible's json callback."""
+operator runs them, against this scenario's four hosts: web1 and web2 run the
+app, db1 is the database host, lb1 the load balancer (no app, no database: none
+of the commands has anything to show there). Their output is read through
+Ansible's json callback."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 
 import pytest
+from pytest_helpers.fleet import APP, NAMES, WEB_HOSTS, host_url, node
 from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-DISTRO = os.environ.get("MOLECULE_DISTRO", "debian13")
-SUFFIX = os.environ.get("FLASK_VPS_NAME_SUFFIX", "")
-WEB = f"fv-database_host-web-{DISTRO}{SUFFIX}"
-DB = f"fv-database_host-db-{DISTRO}{SUFFIX}"
-testinfra_hosts = [f"ansible://{WEB}?ansible_inventory={INVENTORY}"]
-APP = "flaskapp"
+# exec.yml's host when none is named: the first app host.
+testinfra_hosts = [host_url("web1")]
+WEB, WEB2, DB, LB = NAMES["web1"], NAMES["web2"], NAMES["db1"], NAMES["lb1"]
+APP_HOSTS = [NAMES[name] for name in WEB_HOSTS]
 LOCK = f"/run/lock/flask-vps-{APP}-deploy"
 JSON = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
 
@@ -65,30 +64,37 @@ def assert_changed_nothing(result: subprocess.CompletedProcess[str]) -> None:
     assert all(host_stats["changed"] == 0 for host_stats in stats.values()), stats
 
 
-def test_status_names_the_live_release_and_slot_health_and_a_free_lock(host):
-    live = live_state(host)
+def test_status_names_the_live_release_and_slot_health_and_a_free_lock():
     result = playbook("status.yml")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert_changed_nothing(result)
-    web = fields(messages(result, "Show the app's state")[WEB])
-    assert web["release"] == live["release"]
-    assert web["slot"] == live["slot"]
-    assert web["app server"] == f"{live['server']} under {live['manager']}"
-    assert web["health"].startswith("ok"), web
-    assert web["lock"] == "free"
-    assert web["groups"] == "flask_vps"
-    assert web["database"] == f"PostgreSQL on {DB}"
-    db = fields(messages(result, "Show PostgreSQL's state")[DB])
+    apps = messages(result, "Show the app's state")
+    # The app's state on the two web hosts only (not on lb1 or db1).
+    assert sorted(apps) == APP_HOSTS, list(apps)
+    for name in WEB_HOSTS:
+        live = live_state(node(name))
+        web = fields(apps[NAMES[name]])
+        assert web["release"] == live["release"]
+        assert web["slot"] == live["slot"]
+        assert web["app server"] == f"{live['server']} under {live['manager']}"
+        assert web["health"].startswith("ok"), web
+        assert web["lock"] == "free"
+        assert web["groups"] == "flask_vps, flask_vps_web"
+        assert web["database"] == f"PostgreSQL on {DB}"
+    postgres = messages(result, "Show PostgreSQL's state")
+    assert list(postgres) == [DB], list(postgres)
+    db = fields(postgres[DB])
     assert db["groups"] == "flask_vps, flask_vps_db"
+    assert db["role"] == f"database host (PostgreSQL for {', '.join(APP_HOSTS)})"
     assert db["postgresql"] == "accepting connections", db
-    assert DB not in messages(result, "Show the app's state")
 
 
 def test_status_changes_nothing_in_check_mode():
     result = playbook("status.yml", "--check")
     assert result.returncode == 0, result.stdout[-6000:]
     assert_changed_nothing(result)
-    assert fields(messages(result, "Show the app's state")[WEB])["health"].startswith("ok")
+    apps = messages(result, "Show the app's state")
+    assert sorted(apps) == APP_HOSTS and all(fields(apps[web])["health"].startswith("ok") for web in APP_HOSTS), apps
 
 
 def test_status_shows_who_holds_the_deploy_lock(host):
@@ -100,8 +106,11 @@ def test_status_shows_who_holds_the_deploy_lock(host):
     finally:
         host.check_output(f"rm -r {LOCK}")
     assert result.returncode == 0, result.stdout[-6000:]
-    lock = fields(messages(result, "Show the app's state")[WEB])["lock"]
+    apps = messages(result, "Show the app's state")
+    lock = fields(apps[WEB])["lock"]
     assert lock == "held: deploy of release abc123 by alice@elsewhere.example (pid 4242) since 2026-12-02 10:00:00 UTC"
+    # Each web host has its own lock: web2's stays free.
+    assert fields(apps[WEB2])["lock"] == "free"
 
 
 def test_logs_show_the_apps_journal_labelled_by_host():
@@ -109,19 +118,21 @@ def test_logs_show_the_apps_journal_labelled_by_host():
     assert result.returncode == 0, result.stdout[-6000:]
     assert_changed_nothing(result)
     shown = messages(result, "Show the log")
-    assert list(shown) == [WEB]
-    assert 0 < len(shown[WEB]) <= 5
-    assert all(line.startswith(f"{WEB} | ") for line in shown[WEB])
-    # Gunicorn's access log: the health checks reach the journal.
-    everything = messages(playbook("logs.yml", *extra(lines=10000, since="1 day ago")), "Show the log")[WEB]
-    assert any("/healthz" in line for line in everything), everything[-20:]
-    assert len(everything) > 5
+    assert sorted(shown) == APP_HOSTS, list(shown)
+    for web in APP_HOSTS:
+        assert 0 < len(shown[web]) <= 5
+        assert all(line.startswith(f"{web} | ") for line in shown[web])
+    # Gunicorn's access log: the health checks reach each host's journal.
+    everything = messages(playbook("logs.yml", *extra(lines=10000, since="1 day ago")), "Show the log")
+    for web in APP_HOSTS:
+        assert any("/healthz" in line for line in everything[web]), everything[web][-20:]
+        assert len(everything[web]) > 5
 
 
 def test_logs_honour_since():
     result = playbook("logs.yml", "-e", "since=2099-01-01")
     assert result.returncode == 0, result.stdout[-6000:]
-    assert messages(result, "Show the log")[WEB] == [f"{WEB} | (no lines since 2099-01-01)"]
+    assert messages(result, "Show the log") == {web: [f"{web} | (no lines since 2099-01-01)"] for web in APP_HOSTS}
 
 
 @pytest.mark.parametrize(("options", "variable"), [
@@ -138,7 +149,8 @@ def test_logs_refuse_bad_values_naming_the_variable(options: tuple[str, ...], va
 
 def test_logs_follow_prints_the_ssh_command():
     result = playbook("logs.yml", "-e", "follow=true")
-    assert f"@{WEB} sudo journalctl --follow --unit '{APP}@*'" in result.stdout, result.stdout[-3000:]
+    for web in APP_HOSTS:
+        assert f"@{web} sudo journalctl --follow --unit '{APP}@*'" in result.stdout, result.stdout[-3000:]
 
 
 def test_exec_runs_a_flask_command_in_the_live_release(host):
@@ -154,12 +166,15 @@ def test_exec_runs_a_flask_command_in_the_live_release(host):
     assert "ssh -t" in console and f"sudo -u {APP}" in console and console.endswith("flask shell")
 
 
-def test_exec_gives_the_app_its_config_from_the_environment(host):
+def test_exec_gives_the_app_its_config_from_the_environment_on_the_host_named():
     check = "python -c \"from wsgi import app; print('secret key set:', bool(app.config.get('SECRET_KEY')))\""
-    result = playbook("exec.yml", *extra(cmd=check, host=WEB))
+    result = playbook("exec.yml", *extra(cmd=check + " && hostname", host=WEB2))
     assert result.returncode == 0, result.stdout[-6000:]
+    shown = messages(result, "Show what it printed")
+    assert list(shown) == [WEB2]
     assert "secret key set: True" in result.stdout
-    assert secret_key(host) not in result.stdout + result.stderr
+    assert "web2" in json.dumps(shown[WEB2])
+    assert secret_key(node("web2")) not in result.stdout + result.stderr
 
 
 def test_exec_keeps_the_secret_out_of_argv_but_in_the_environment(host):
@@ -185,6 +200,7 @@ def test_exec_keeps_the_secret_out_of_argv_but_in_the_environment(host):
 @pytest.mark.parametrize(("options", "said"), [
     ((), "cmd must be"), (("-e", "cmd="), "cmd must be"), (extra(cmd="   "), "cmd must be"),
     (extra(cmd="flask routes", host=DB), "does not run the app"),
+    (extra(cmd="flask routes", host=LB), "does not run the app"),
     (extra(cmd="flask routes", host="nosuchhost"), "does not run the app"),
     (("-e", "cmd=flask routes"), "was cut at its first space"),
 ])

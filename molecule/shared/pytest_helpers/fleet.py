@@ -1,0 +1,58 @@
+"""The cluster scenario's hosts as its tests reach them: lb1 (the only front door,
+HTTPS with the CA that site.yml fetched), web1 and web2 (the app, its workers, the
+timer on the first of them), db1 (PostgreSQL). Each is a testinfra host by its
+short name; the site is asked through lb1 from the test host."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import testinfra
+
+from .frontdoor import Response, request
+from .network import PROJECT_DIR
+
+INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
+DISTRO = os.environ.get("MOLECULE_DISTRO", "debian13")
+SUFFIX = os.environ.get("FLASK_VPS_NAME_SUFFIX", "")
+NAMES = {name: f"fv-cluster-{name}-{DISTRO}{SUFFIX}" for name in ("lb1", "web1", "web2", "db1")}
+WEB_HOSTS = ("web1", "web2")
+# flask_vps_timer_host: the first of the worker hosts, which are the web hosts in
+# the order the inventory lists them (no flask_vps_worker group here).
+TIMER_HOST = "web1"
+APP = "flaskapp"
+SITE = "flask-vps.localhost"
+WORK = PROJECT_DIR / ".cache" / f"molecule-cluster{SUFFIX}"
+CA_FILE = WORK / "ca.crt"
+
+
+def host_url(name: str) -> str:
+    """The testinfra_hosts entry of a host, by its short name (not named test_*:
+    imported into a test module, pytest would collect it)."""
+    return f"ansible://{NAMES[name]}?ansible_inventory={INVENTORY}"
+
+
+def node(name: str):
+    return testinfra.get_host(host_url(name))
+
+
+def get(lb: str, path: str = "/healthz", headers: dict[str, str] | None = None) -> Response:
+    """A GET over HTTPS through the load balancer at lb, by the site's name."""
+    return request(lb, SITE, path, cafile=str(CA_FILE), headers=headers)
+
+
+def api(lb: str, path: str, body: dict | None = None) -> dict:
+    """The site's JSON answer through the load balancer; a POST of body when given."""
+    if body is None:
+        response = get(lb, path)
+    else:
+        response = request(lb, SITE, path, cafile=str(CA_FILE), method="POST", body=json.dumps(body).encode(),
+                           headers={"Content-Type": "application/json"})
+    assert response.status in (200, 201, 202), (path, response.status, response.body[:500])
+    return json.loads(response.body)
+
+
+def live_release(name: str) -> str:
+    """The release id `current` points to on a web host."""
+    return node(name).check_output(f"readlink /srv/{APP}/current").rstrip("/").split("/")[-1]
