@@ -135,16 +135,23 @@ def test_a_rolling_deploy_under_strict_load_fails_no_request(host, ips):
     STATE.update(previous=before, release=after, source=str(source))
 
 
+def started_once_on(web, name: str, release: str) -> tuple[list[int], str]:
+    """The worker processes of a web host, each started on release and never
+    restarted by systemd; with the journal that says so."""
+    pids, journal = wait_started(web, name, release)
+    restarts = [web.check_output(f"systemctl show -p NRestarts --value {unit}") for unit in WORKERS]
+    assert 0 not in pids and all(f"Worker {name}/{pid} started: release={release}" in journal for pid in pids) \
+        and restarts == ["0", "0"], (name, pids, restarts, journal[-4000:])
+    return pids, journal
+
+
 def test_the_deploy_brought_the_workers_back_on_its_release_and_the_timer_on_one_host(ips):
     """test_workers.py's last test took them off the lists; this deploy ships them again."""
     release = STATE["release"]
     STATE["workers"] = {}
     for name in WEB_HOSTS:
         web = node(name)
-        pids, journal = wait_started(web, name, release)
-        restarts = [web.check_output(f"systemctl show -p NRestarts --value {unit}") for unit in WORKERS]
-        assert 0 not in pids and all(f"Worker {name}/{pid} started: release={release}" in journal for pid in pids) \
-            and restarts == ["0", "0"], (name, pids, restarts, journal[-4000:])
+        pids, journal = started_once_on(web, name, release)
         for unit in WORKERS:
             assert web.service(unit).is_enabled, (name, unit)
         assert f"WorkingDirectory=/srv/{APP}/releases/{release}\n" in web.file(f"/etc/systemd/system/{WORKER_UNIT}").content_string
@@ -195,10 +202,7 @@ def test_the_rollback_restarted_the_workers_onto_the_release_before(ips):
     release = STATE["previous"]
     for name in WEB_HOSTS:
         web = node(name)
-        pids, journal = wait_started(web, name, release)
-        restarts = [web.check_output(f"systemctl show -p NRestarts --value {unit}") for unit in WORKERS]
-        assert 0 not in pids and all(f"Worker {name}/{pid} started: release={release}" in journal for pid in pids) \
-            and restarts == ["0", "0"], (name, pids, restarts, journal[-4000:])
+        pids, journal = started_once_on(web, name, release)
         assert set(pids).isdisjoint(STATE["workers"][name]), (name, pids)
         for pid in STATE["workers"][name]:
             assert stopped_cleanly(journal, name, pid), (name, pid, journal[-3000:])
