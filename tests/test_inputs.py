@@ -87,6 +87,8 @@ BAD_INPUTS = [
     ("two-load-balancers", "sandbox+two-load-balancers", {}, "flask_vps_lb", "two hosts in the load balancer group"),
     ("sqlite-with-two-web-hosts", "sandbox+two-web-hosts", {"flask_vps_database": "sqlite"}, "flask_vps_database",
      "sqlite with two web hosts"),
+    ("two-web-hosts-without-database-host", "sandbox+two-web-hosts", {}, "flask_vps_db",
+     "two web hosts, each with a PostgreSQL of its own"),
     ("caddy-behind-load-balancer", "sandbox+cluster", {"flask_vps_proxy": "caddy"}, "flask_vps_proxy",
      "Caddy as the front door behind a load balancer"),
     ("repeated-char-app-secret", "sandbox", {"flask_vps_app_secrets": {"FLASK_API_TOKEN": "x" * 40}},
@@ -230,7 +232,9 @@ BAD_INPUTS = [
     ("timer-bad-name", "sandbox", {"flask_vps_timers": [{"name": "../tick", "command": "flask --app wsgi tick", "on_calendar": "hourly"}]},
      "flask_vps_timers", "a timer name with a slash"),
     ("worker-host-outside", "sandbox+worker-outside", {},
-     "flask_vps_worker", "a worker host that is not an app host"),
+     "flask_vps_worker", "a worker host outside flask_vps"),
+    ("worker-on-database-host", "sandbox+cluster+worker-on-database-host", {},
+     "flask_vps_db", "the database host in flask_vps_worker too"),
 ]
 
 
@@ -375,6 +379,8 @@ GOOD_INPUTS = {
     "database-host-private-address": ("sandbox+database-host", {"flask_vps_private_address": "10.0.0.5"}),
     # A load balancer, two web hosts and a database host.
     "cluster": ("sandbox+cluster", {}),
+    # ... with a host that runs the background workers only.
+    "cluster-worker-host": ("sandbox+cluster+worker-host", {}),
     "caddy-acme": ("staging", {"flask_vps_proxy": "caddy", **GOOD_STAGING}),
     # A rule that closes the SSH port to a network opens nothing.
     "ssh-port-with-deny-rule": ("sandbox", {"flask_vps_ssh_port": 2222,

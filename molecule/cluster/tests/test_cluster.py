@@ -1,12 +1,13 @@
 """Several hosts, seen from outside: lb1 is the only front door (HTTPS with the CA
-that site.yml fetched), web1 and web2 serve the app behind it, db1 holds the
-data. The tests run against lb1, in file order, building on each other like an
-operator's day: the spread over both web hosts, the ports each host answers, a
-rolling deploy and a broken release under strict keep-alive load with checked
-writes, then a fleet rollback. Run after test_workers.py (conftest.py), which
-took the workers and the timer off the lists: the rolling deploy brings them back
-on its release and the rollback restarts them onto the release before, both
-checked here, so the workers need no deploy of their own."""
+that site.yml fetched), web1 and web2 serve the app behind it, worker1 runs the
+workers only (web2 runs them too), db1 holds the data. The tests run against
+lb1, in file order, building on each other like an operator's day: the spread
+over both web hosts, the ports each host answers, a rolling deploy and a broken
+release under strict keep-alive load with checked writes, then a fleet rollback.
+Run after test_workers.py (conftest.py), which took the workers and the timer off
+the lists: the rolling deploy brings them back on its release and the rollback
+restarts them onto the release before, both checked here, so the workers need no
+deploy of their own."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import subprocess
 import sys
 
 import pytest
-from pytest_helpers.fleet import APP, CA_FILE, NAMES, SITE, TIMER_HOST, WEB_HOSTS, WORK, api, get, host_url, live_release, node
+from pytest_helpers.fleet import (APP, APP_HOSTS, CA_FILE, NAMES, SITE, TIMER_HOST, WORK, WORKER_HOSTS, api, get, host_url,
+                                  live_release, node)
 from pytest_helpers.network import PROJECT_DIR, ansible_playbook_command, container_ip, port_answers
 from pytest_helpers.strict_load import assert_strict_load_passed, load_arguments, release_copy
 from pytest_helpers.workers import TIMER, WORKER_UNIT, WORKERS, main_pids, stopped_cleanly, wait_done, wait_started
@@ -32,7 +34,7 @@ STATE: dict = {}
 
 @pytest.fixture(scope="module")
 def ips(host) -> dict[str, str]:
-    return {"lb1": container_ip(host), **{name: container_ip(node(name)) for name in ("web1", "web2", "db1")}}
+    return {"lb1": container_ip(host), **{name: container_ip(node(name)) for name in ("web1", "web2", "worker1", "db1")}}
 
 
 def app_copy(wsgi_extra: str):
@@ -56,12 +58,12 @@ def test_requests_are_spread_over_both_web_hosts(ips):
     body = json.loads(get(ips["lb1"]).body)
     assert body["status"] == "ok" and body["database"] == "ok", body
     STATE["release"] = body["release"]
-    assert live_release("web1") == live_release("web2") == body["release"]
+    assert {live_release(name) for name in APP_HOSTS} == {body["release"]}
 
 
 def test_only_the_load_balancer_is_a_front_door(ips):
     assert port_answers(ips["lb1"], 443) and port_answers(ips["lb1"], 80)
-    for name in ("web1", "web2", "db1"):
+    for name in ("web1", "web2", "worker1", "db1"):
         for port in (80, 443, 8080, 5432):
             assert not port_answers(ips[name], port, timeout=3), f"{name}:{port} answers the test host"
 
@@ -107,14 +109,14 @@ def test_forwarded_headers_count_two_proxies(host):
     assert web1.check_output(f"grep -c '^FLASK_PROXY_FIX_X_FOR=.*2' /etc/flask-vps/{APP}.env") == "1"
 
 
-def test_the_database_admits_the_web_hosts_only_over_tls(host, ips):
+def test_the_database_admits_the_app_hosts_only_over_tls(host, ips):
     # From the balancer (no web host): 5432 does not even answer.
     closed = host.run(f"timeout 5 bash -c 'exec 3<>/dev/tcp/{ips['db1']}/5432'")
     assert closed.rc != 0
     rules = node("db1").check_output("runuser -u postgres -- psql -XAtqc \"SELECT type, address, auth_method "
                                      "FROM pg_hba_file_rules WHERE type LIKE 'host%'\"").split()
-    assert sorted(rules) == sorted([f"hostssl|{ips['web1']}|scram-sha-256", f"hostssl|{ips['web2']}|scram-sha-256",
-                                    "host|0.0.0.0|reject", "host|::|reject"]), rules
+    assert sorted(rules) == sorted([f"hostssl|{ips[name]}|scram-sha-256" for name in APP_HOSTS]
+                                   + ["host|0.0.0.0|reject", "host|::|reject"]), rules
 
 
 def test_a_rolling_deploy_under_strict_load_fails_no_request(host, ips):
@@ -126,7 +128,7 @@ def test_a_rolling_deploy_under_strict_load_fails_no_request(host, ips):
     assert_strict_load_passed(load, 200)
     after = json.loads(get(ips["lb1"]).body)["release"]
     assert after != before and load["releases"] == [before, after], load["releases"]
-    assert live_release("web1") == live_release("web2") == after
+    assert {live_release(name) for name in APP_HOSTS} == {after}
     # web1 was switched before web2 started: the roll went one host at a time.
     order = [m.group(1) for m in re.finditer(r"^TASK \[Switch the live socket.*\n(?:.*\n)*?(?:changed|ok): \[(fv-cluster-\S+)\]",
                                              output, re.M)]
@@ -136,7 +138,7 @@ def test_a_rolling_deploy_under_strict_load_fails_no_request(host, ips):
 
 
 def started_once_on(web, name: str, release: str) -> tuple[list[int], str]:
-    """The worker processes of a web host, each started on release and never
+    """The worker processes of a worker host, each started on release and never
     restarted by systemd; with the journal that says so."""
     pids, journal = wait_started(web, name, release)
     restarts = [web.check_output(f"systemctl show -p NRestarts --value {unit}") for unit in WORKERS]
@@ -149,7 +151,7 @@ def test_the_deploy_brought_the_workers_back_on_its_release_and_the_timer_on_one
     """test_workers.py's last test took them off the lists; this deploy ships them again."""
     release = STATE["release"]
     STATE["workers"] = {}
-    for name in WEB_HOSTS:
+    for name in WORKER_HOSTS:
         web = node(name)
         pids, journal = started_once_on(web, name, release)
         for unit in WORKERS:
@@ -175,22 +177,23 @@ def test_a_broken_release_stops_at_the_first_web_host(host, ips):
     assert f"{NAMES['web2']} were not touched" in output, output[-6000:]
     assert_strict_load_passed(load, 100)
     assert load["releases"] == [STATE["release"]], load["releases"]
-    assert live_release("web1") == live_release("web2") == STATE["release"]
+    assert {live_release(name) for name in APP_HOSTS} == {STATE["release"]}
     # web1 is back in rotation, and web2 never started the broken release.
     assert rotation_rules(host) == "0"
     assert {get(ips["lb1"]).headers["X-Served-By"] for _ in range(20)} == {NAMES["web1"], NAMES["web2"]}
-    assert node("web2").run(f"ls /srv/{APP}/releases/*/.unfinished").rc == 0  # built, never started
+    for name in ("web2", "worker1"):  # built, never started
+        assert node(name).run(f"ls /srv/{APP}/releases/*/.unfinished").rc == 0, name
     assert "broken on purpose" not in node("web2").check_output(f"journalctl -u '{APP}@*' --no-pager -o cat | tail -n 100")
     # The workers never left the live release: the same processes on both hosts.
-    assert {name: main_pids(node(name)) for name in WEB_HOSTS} == STATE["workers"]
+    assert {name: main_pids(node(name)) for name in WORKER_HOSTS} == STATE["workers"]
 
 
-def test_a_fleet_rollback_goes_back_on_every_web_host(host, ips):
+def test_a_fleet_rollback_goes_back_on_every_app_host(host, ips):
     result, load = under_load(ips["lb1"], "rollback.yml")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert_strict_load_passed(load, 100)
-    assert live_release("web1") == live_release("web2") == STATE["previous"]
+    assert {live_release(name) for name in APP_HOSTS} == {STATE["previous"]}
     assert json.loads(get(ips["lb1"]).body)["release"] == STATE["previous"]
     assert rotation_rules(host) == "0"
 
@@ -200,7 +203,7 @@ def test_the_rollback_restarted_the_workers_onto_the_release_before(ips):
     SIGTERM, cleanly, and new ones start on the release before, which a job queued
     through lb1 then meets."""
     release = STATE["previous"]
-    for name in WEB_HOSTS:
+    for name in WORKER_HOSTS:
         web = node(name)
         pids, journal = started_once_on(web, name, release)
         assert set(pids).isdisjoint(STATE["workers"][name]), (name, pids)

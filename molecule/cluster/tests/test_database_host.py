@@ -1,5 +1,5 @@
 """The database on a host of its own, seen from outside: web1 and web2 run the
-app, db1 is the one host of flask_vps_db, lb1 the front door, all converged by
+app, worker1 its workers only, db1 is the one host of flask_vps_db, lb1 the front door, all converged by
 site.yml. The tests run once, against db1; the other hosts are reached through
 their own testinfra hosts. Run first (conftest.py): the verbose diff run at the
 end must find the state the converge left."""
@@ -11,7 +11,7 @@ import re
 import shlex
 
 import pytest
-from pytest_helpers.fleet import NAMES, WEB_HOSTS, WORK, get, host_url, node
+from pytest_helpers.fleet import APP_HOSTS, NAMES, WEB_HOSTS, WORK, get, host_url, node
 from pytest_helpers.network import ansible_playbook, container_ip, port_answers, scenario_dir
 
 testinfra_hosts = [host_url("db1")]
@@ -23,7 +23,7 @@ CA_FILE = f"/etc/ssl/flask-vps/{APP}-database-ca.crt"
 
 @pytest.fixture(scope="module")
 def ips(host) -> dict[str, str]:
-    return {"db1": container_ip(host), **{name: container_ip(node(name)) for name in ("lb1", *WEB_HOSTS)}}
+    return {"db1": container_ip(host), **{name: container_ip(node(name)) for name in ("lb1", *APP_HOSTS)}}
 
 
 def database_url(web) -> str:
@@ -45,7 +45,7 @@ def connect_from(web, **params: str):
     return web.check_output(f"/srv/{APP}/current/.venv/bin/python -c {shlex.quote(script)}")
 
 
-@pytest.mark.parametrize("name", WEB_HOSTS)
+@pytest.mark.parametrize("name", APP_HOSTS)
 def test_the_apps_url_points_at_the_database_host_with_verify_full(name, ips):
     web = node(name)
     url = database_url(web)
@@ -68,7 +68,7 @@ def test_healthz_through_the_balancer_reports_the_database_ok_over_tls_from_both
         served.add(answer.headers["X-Served-By"])
     assert served == {NAMES[name] for name in WEB_HOSTS}, served
     # The app's connections (its pools and its workers), as the database host
-    # sees them: TLS, from the two web hosts and nowhere else.
+    # sees them: TLS, from the two web hosts and the worker host, nowhere else.
     rows = host.check_output(
         "runuser -u postgres -- psql -XAtq -F ' ' -c \"SELECT a.client_addr, s.ssl, s.version FROM pg_stat_activity a "
         f"JOIN pg_stat_ssl s USING (pid) WHERE a.usename = '{USER}'\"").splitlines()
@@ -78,7 +78,7 @@ def test_healthz_through_the_balancer_reports_the_database_ok_over_tls_from_both
         client, ssl, version = row.split()
         assert ssl == "t" and version in ("TLSv1.2", "TLSv1.3"), rows
         clients.add(client)
-    assert clients == {ips[name] for name in WEB_HOSTS}, rows
+    assert clients == {ips[name] for name in APP_HOSTS}, rows
 
 
 def test_the_certificate_comes_from_the_own_ca_and_names_the_database_host(host):
@@ -96,7 +96,7 @@ def test_verify_full_rejects_a_name_the_certificate_does_not_hold(ips):
     assert answer.startswith("refused") and "does not match host name" in answer, answer
 
 
-@pytest.mark.parametrize("name", WEB_HOSTS)
+@pytest.mark.parametrize("name", APP_HOSTS)
 def test_a_plain_connection_from_an_app_host_is_refused(name, ips):
     answer = connect_from(node(name), host=ips["db1"], dbname=DATABASE, user=USER, password="x", sslmode="disable")
     assert answer.startswith("refused"), answer
@@ -123,9 +123,9 @@ def test_only_the_private_address_listens_with_ssl_on(host, ips):
     assert methods == ["peer", "reject", "scram-sha-256"]
 
 
-def test_the_firewall_opens_5432_to_the_two_web_hosts_only(host, ips):
+def test_the_firewall_opens_5432_to_the_app_hosts_only(host, ips):
     status = host.check_output("ufw status")
-    assert sorted(re.findall(r"^5432/tcp\s+ALLOW\s+(\S+)", status, re.M)) == sorted(ips[name] for name in WEB_HOSTS), status
+    assert sorted(re.findall(r"^5432/tcp\s+ALLOW\s+(\S+)", status, re.M)) == sorted(ips[name] for name in APP_HOSTS), status
     # No web server here: 80 and 443 stay closed.
     assert not re.search(r"^(80|443)(/tcp)?\s", status, re.M), status
     # From the test host (not an app host) the port does not even answer.
@@ -135,11 +135,12 @@ def test_the_firewall_opens_5432_to_the_two_web_hosts_only(host, ips):
 def test_each_host_does_its_own_job(host):
     assert not host.file(f"/srv/{APP}").exists
     assert not host.package("nginx").is_installed
-    for name in WEB_HOSTS:
+    for name in APP_HOSTS:
         web = node(name)
         assert not web.package("postgresql").is_installed, name
         assert web.file(f"/srv/{APP}/current").is_symlink, name
-        assert web.service("nginx").is_running, name  # the node server
+        # The node server on a web host; no web server on the worker host.
+        assert web.service("nginx").is_running == (name in WEB_HOSTS), name
     lb = node("lb1")
     assert lb.service("nginx").is_running
     assert not lb.file(f"/srv/{APP}").exists

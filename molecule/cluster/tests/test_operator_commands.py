@@ -1,7 +1,8 @@
 """The operator commands (playbooks/status.yml, logs.yml, exec.yml) run as an
-operator runs them, against this scenario's four hosts: web1 and web2 run the
-app, db1 is the database host, lb1 the load balancer (no app, no database: none
-of the commands has anything to show there). Their output is read through
+operator runs them, against this scenario's hosts: web1 and web2 run the app
+(web2 its workers too), worker1 the workers only, db1 is the database host, lb1
+the load balancer (no app, no database: none of the commands has anything to
+show there). Their output is read through
 Ansible's json callback."""
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import subprocess
 import time
 
 import pytest
-from pytest_helpers.fleet import APP, NAMES, WEB_HOSTS, host_url, node
+from pytest_helpers.fleet import APP, NAMES, WEB_HOSTS, host_url, live_release, node
+from pytest_helpers.fleet import APP_HOSTS as APP_HOST_NAMES
 from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command
 
 # exec.yml's host when none is named: the first app host.
 testinfra_hosts = [host_url("web1")]
-WEB, WEB2, DB, LB = NAMES["web1"], NAMES["web2"], NAMES["db1"], NAMES["lb1"]
-APP_HOSTS = [NAMES[name] for name in WEB_HOSTS]
+WEB, WEB2, WORKER, DB, LB = NAMES["web1"], NAMES["web2"], NAMES["worker1"], NAMES["db1"], NAMES["lb1"]
+APP_HOSTS = [NAMES[name] for name in APP_HOST_NAMES]
+WEB_HOST_NAMES = [NAMES[name] for name in WEB_HOSTS]
 LOCK = f"/run/lock/flask-vps-{APP}-deploy"
 JSON = {"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}
 
@@ -69,8 +72,8 @@ def test_status_names_the_live_release_and_slot_health_and_a_free_lock():
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert_changed_nothing(result)
     apps = messages(result, "Show the app's state")
-    # The app's state on the two web hosts only (not on lb1 or db1).
-    assert sorted(apps) == APP_HOSTS, list(apps)
+    # The app's state on the app hosts only (not on lb1 or db1).
+    assert sorted(apps) == sorted(APP_HOSTS), list(apps)
     for name in WEB_HOSTS:
         live = live_state(node(name))
         web = fields(apps[NAMES[name]])
@@ -79,8 +82,18 @@ def test_status_names_the_live_release_and_slot_health_and_a_free_lock():
         assert web["app server"] == f"{live['server']} under {live['manager']}"
         assert web["health"].startswith("ok"), web
         assert web["lock"] == "free"
-        assert web["groups"] == "flask_vps, flask_vps_web"
+        assert web["groups"] == ("flask_vps, flask_vps_web, flask_vps_worker" if name == "web2" else "flask_vps, flask_vps_web")
         assert web["database"] == f"PostgreSQL on {DB}"
+        assert web["workers"] == ("2 running: flaskapp-worker-jobs@1.service, flaskapp-worker-jobs@2.service"
+                                  if name == "web2" else "none here"), web
+    # The worker host: its release is where current points; no app server.
+    worker = fields(apps[WORKER])
+    assert worker["groups"] == "flask_vps, flask_vps_worker"
+    assert worker["release"] == live_release("worker1") == live_state(node("web1"))["release"]
+    assert (worker["slot"], worker["app server"]) == ("none", "none (a worker host)"), worker
+    assert worker["health"] == "none (no app server here)", worker
+    assert worker["workers"] == "2 running: flaskapp-worker-jobs@1.service, flaskapp-worker-jobs@2.service", worker
+    assert worker["lock"] == "free" and worker["database"] == f"PostgreSQL on {DB}", worker
     postgres = messages(result, "Show PostgreSQL's state")
     assert list(postgres) == [DB], list(postgres)
     db = fields(postgres[DB])
@@ -94,7 +107,8 @@ def test_status_changes_nothing_in_check_mode():
     assert result.returncode == 0, result.stdout[-6000:]
     assert_changed_nothing(result)
     apps = messages(result, "Show the app's state")
-    assert sorted(apps) == APP_HOSTS and all(fields(apps[web])["health"].startswith("ok") for web in APP_HOSTS), apps
+    assert sorted(apps) == sorted(APP_HOSTS), apps
+    assert all(fields(apps[web])["health"].startswith("ok") for web in WEB_HOST_NAMES), apps
 
 
 def test_status_shows_who_holds_the_deploy_lock(host):
@@ -118,15 +132,19 @@ def test_logs_show_the_apps_journal_labelled_by_host():
     assert result.returncode == 0, result.stdout[-6000:]
     assert_changed_nothing(result)
     shown = messages(result, "Show the log")
-    assert sorted(shown) == APP_HOSTS, list(shown)
+    assert sorted(shown) == sorted(APP_HOSTS), list(shown)
     for web in APP_HOSTS:
         assert 0 < len(shown[web]) <= 5
         assert all(line.startswith(f"{web} | ") for line in shown[web])
-    # Gunicorn's access log: the health checks reach each host's journal.
+    # Gunicorn's access log: the health checks reach each web host's journal;
+    # the workers' own lines the worker hosts'.
     everything = messages(playbook("logs.yml", *extra(lines=10000, since="1 day ago")), "Show the log")
-    for web in APP_HOSTS:
+    for web in WEB_HOST_NAMES:
         assert any("/healthz" in line for line in everything[web]), everything[web][-20:]
         assert len(everything[web]) > 5
+    for name in ("web2", "worker1"):
+        assert any(f"Worker {name}/" in line for line in everything[NAMES[name]]), everything[NAMES[name]][-20:]
+    assert not any("Worker web1/" in line for line in everything[WEB])
 
 
 def test_logs_honour_since():
@@ -149,8 +167,9 @@ def test_logs_refuse_bad_values_naming_the_variable(options: tuple[str, ...], va
 
 def test_logs_follow_prints_the_ssh_command():
     result = playbook("logs.yml", "-e", "follow=true")
-    for web in APP_HOSTS:
+    for web in WEB_HOST_NAMES:
         assert f"@{web} sudo journalctl --follow --unit '{APP}@*'" in result.stdout, result.stdout[-3000:]
+    assert f"@{WORKER} sudo journalctl --follow --unit '{APP}-worker-*' --unit '{APP}-timer-*'" in result.stdout
 
 
 def test_exec_runs_a_flask_command_in_the_live_release(host):
@@ -175,6 +194,17 @@ def test_exec_gives_the_app_its_config_from_the_environment_on_the_host_named():
     assert "secret key set: True" in result.stdout
     assert "web2" in json.dumps(shown[WEB2])
     assert secret_key(node("web2")) not in result.stdout + result.stderr
+
+
+def test_exec_runs_in_the_current_release_on_a_worker_host():
+    """worker1 runs no app server: the command runs where `current` points, with
+    the environment its workers load."""
+    check = "python -c \"from wsgi import app; print('secret key set:', bool(app.config.get('SECRET_KEY')))\""
+    result = playbook("exec.yml", *extra(cmd=check + " && pwd -P", host=WORKER))
+    assert result.returncode == 0, result.stdout[-6000:]
+    shown = json.dumps(messages(result, "Show what it printed")[WORKER])
+    assert "secret key set: True" in shown
+    assert f"/srv/{APP}/releases/{live_release('worker1')}" in shown, shown
 
 
 def test_exec_keeps_the_secret_out_of_argv_but_in_the_environment(host):

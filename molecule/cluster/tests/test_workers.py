@@ -1,7 +1,7 @@
 """The background workers and the scheduled job (roles/workers), seen as a user and
 an operator see them across the fleet (the sandbox's settings: worker `jobs` with
-2 processes on each web host, timer `tick` on one of them), through the front door
-lb1 over HTTPS. Run before test_cluster.py (conftest.py): the last test here takes
+2 processes on each worker host, web2 and worker1, which runs no app server; timer
+`tick` on web2 only), through the front door lb1 over HTTPS. Run before test_cluster.py (conftest.py): the last test here takes
 the workers and the timer off the lists, test_cluster.py's rolling deploy brings
 them back and its fleet rollback restarts them, each checked there."""
 
@@ -12,7 +12,7 @@ import re
 import time
 
 import pytest
-from pytest_helpers.fleet import APP, NAMES, TIMER_HOST, WEB_HOSTS, api, host_url, node
+from pytest_helpers.fleet import APP, NAMES, TIMER_HOST, WORKER_HOSTS, api, host_url, live_release, node
 from pytest_helpers.network import PROJECT_DIR, ansible_playbook, container_ip
 from pytest_helpers.workers import TIMER, WORKER_UNIT, WORKERS, main_pids, wait_done, worker_journal
 
@@ -34,8 +34,8 @@ def env_value(host, name: str) -> str:
     raise AssertionError(f"{name} not in {ENV_FILE}")
 
 
-def test_the_workers_run_on_both_web_hosts_and_the_timer_on_exactly_one(host):
-    for name in WEB_HOSTS:
+def test_the_workers_run_on_both_worker_hosts_and_the_timer_on_exactly_one(host):
+    for name in WORKER_HOSTS:
         web = node(name)
         for unit in WORKERS:
             service = web.service(unit)
@@ -44,14 +44,15 @@ def test_the_workers_run_on_both_web_hosts_and_the_timer_on_exactly_one(host):
     assert with_timer == [TIMER_HOST], with_timer
     assert node(TIMER_HOST).check_output(f"systemctl is-enabled {TIMER}.timer") == "enabled"
     assert node(TIMER_HOST).check_output(f"systemctl is-active {TIMER}.timer") == "active"
-    # No timer unit of any kind on the other web host; nothing of the role on lb1 and db1.
-    assert node("web2").check_output(UNIT_FILES).split() == [WORKER_UNIT]
-    for name in ("lb1", "db1"):
+    # No timer unit of any kind on the other worker host; nothing of the role on
+    # lb1, db1 and web1 (a web host outside flask_vps_worker).
+    assert node("worker1").check_output(UNIT_FILES).split() == [WORKER_UNIT]
+    for name in ("lb1", "db1", "web1"):
         assert node(name).check_output(UNIT_FILES) == "", name
 
 
 def test_jobs_queued_through_the_balancer_are_each_done_exactly_once_by_the_four_workers(lb):
-    # Paced over about 3 s: each of the 4 processes (2 per web host, polling every
+    # Paced over about 3 s: each of the 4 processes (2 per worker host, polling every
     # second when idle) wakes several times while jobs keep arriving, so they
     # compete for the same queue in the one database.
     queued = []
@@ -67,15 +68,15 @@ def test_jobs_queued_through_the_balancer_are_each_done_exactly_once_by_the_four
     assert [job["processed_count"] for job in jobs] == [1] * 40
     assert [job["result"] for job in jobs] == [f"JOB {n}" for n in range(40)]
     # Done by the four worker processes (hostname/pid), nobody else, on both hosts.
-    workers = {f"{name}/{pid}" for name in WEB_HOSTS for pid in main_pids(node(name))}
+    workers = {f"{name}/{pid}" for name in WORKER_HOSTS for pid in main_pids(node(name))}
     assert len(workers) == 4
     by = [job["processed_by"] for job in jobs]
     assert set(by) <= workers, (by, workers)
-    assert {worker.split("/")[0] for worker in by} == set(WEB_HOSTS), {w: by.count(w) for w in set(by)}
+    assert {worker.split("/")[0] for worker in by} == set(WORKER_HOSTS), {w: by.count(w) for w in set(by)}
     release = api(lb, "/healthz")["release"]
     assert {job["processed_release"] for job in jobs} == {release}
     # Each job once in the journals too: one "did job" line per job across the fleet.
-    ids = [int(found) for name in WEB_HOSTS for found in re.findall(r"Worker \S+ did job (\d+)\b", worker_journal(node(name)))]
+    ids = [int(found) for name in WORKER_HOSTS for found in re.findall(r"Worker \S+ did job (\d+)\b", worker_journal(node(name)))]
     assert all(ids.count(job["id"]) == 1 for job in jobs), sorted(ids)
 
 
@@ -95,7 +96,27 @@ def test_the_timer_runs_on_its_schedule_and_its_tick_shows_through_the_app(lb):
     assert {tick["by"].split("/")[0] for tick in ticks["ticks"]} == {TIMER_HOST}, ticks
 
 
-@pytest.mark.parametrize("name", WEB_HOSTS)
+def test_the_worker_host_runs_the_release_and_no_server(lb):
+    """worker1 (flask_vps_worker only) got the release every web host serves, and
+    none of a web host's parts: no app server, no front door, no open port."""
+    worker = node("worker1")
+    assert live_release("worker1") == api(lb, "/healthz")["release"]
+    assert worker.file(f"/srv/{APP}/current/.venv/bin/flask").exists
+    assert worker.run(f"systemctl list-units --all --plain --no-legend '{APP}@*'").stdout.strip() == ""
+    assert not worker.file(f"/var/lib/flask-vps/{APP}/live.sock").exists
+    for package in ("nginx", "caddy", "postgresql", "supervisor"):
+        assert not worker.package(package).is_installed, package
+    # Nothing listens beyond loopback but sshd, and ufw lets in nothing else.
+    listeners = {line.split()[3] for line in worker.check_output("ss -Hltn").splitlines()}
+    assert {address.rsplit(":", 1)[1] for address in listeners
+            if not address.startswith(("127.", "[::1]"))} <= {"22"}, listeners
+    status = worker.check_output("ufw status")
+    assert "Status: active" in status
+    opened = re.findall(r"^(\S+)(?: \(v6\))?\s+(?:ALLOW|LIMIT)\b", status, re.M)
+    assert opened and set(opened) <= {"22/tcp", "22"}, status
+
+
+@pytest.mark.parametrize("name", WORKER_HOSTS)
 def test_the_secrets_are_in_the_workers_environment_not_in_argv_or_logs(name):
     web = node(name)
     secret = env_value(web, "FLASK_SECRET_KEY")
@@ -139,11 +160,11 @@ def test_the_workers_sandbox_is_as_tight_as_the_apps():
 
 def test_workers_and_timers_taken_off_the_lists_are_removed():
     """Brought back by test_cluster.py's rolling deploy, which ships the lists again."""
-    pids = {name: main_pids(node(name)) for name in WEB_HOSTS}
+    pids = {name: main_pids(node(name)) for name in WORKER_HOSTS}
     result = ansible_playbook(PROJECT_DIR / "playbooks" / "deploy.yml",
                               "-e", json.dumps({"flask_vps_workers": [], "flask_vps_timers": []}))
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    for name in WEB_HOSTS:
+    for name in WORKER_HOSTS:
         web = node(name)
         assert web.check_output(UNIT_FILES) == "", name
         assert web.run(f"ls /etc/systemd/system/*.wants/ | grep -- '{APP}-\\(worker\\|timer\\)'").stdout == "", name

@@ -1,7 +1,8 @@
 """The cluster scenario's hosts as its tests reach them: lb1 (the only front door,
-HTTPS with the CA that site.yml fetched), web1 and web2 (the app, its workers, the
-timer on the first of them), db1 (PostgreSQL). Each is a testinfra host by its
-short name; the site is asked through lb1 from the test host."""
+HTTPS with the CA that site.yml fetched), web1 and web2 (the app), worker1 (the
+workers only) with web2 (the app and the workers, and the timer), db1
+(PostgreSQL). Each is a testinfra host by its short name; the site is asked
+through lb1 from the test host."""
 
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from .network import PROJECT_DIR
 INVENTORY = os.environ.get("MOLECULE_INVENTORY_FILE", "")
 DISTRO = os.environ.get("MOLECULE_DISTRO", "debian13")
 SUFFIX = os.environ.get("FLASK_VPS_NAME_SUFFIX", "")
-NAMES = {name: f"fv-cluster-{name}-{DISTRO}{SUFFIX}" for name in ("lb1", "web1", "web2", "db1")}
+NAMES = {name: f"fv-cluster-{name}-{DISTRO}{SUFFIX}" for name in ("lb1", "web1", "web2", "worker1", "db1")}
 WEB_HOSTS = ("web1", "web2")
-# flask_vps_timer_host: the first of the worker hosts, which are the web hosts in
-# the order the inventory lists them (no flask_vps_worker group here).
-TIMER_HOST = "web1"
+# flask_vps_worker: web2 and worker1, which runs no app server.
+WORKER_HOSTS = ("web2", "worker1")
+# The hosts that get the release (flask_vps_app_hosts).
+APP_HOSTS = ("web1", "web2", "worker1")
+# flask_vps_timer_host: the first of the worker hosts in the inventory's order.
+TIMER_HOST = "web2"
 APP = "flaskapp"
 SITE = "flask-vps.localhost"
 WORK = PROJECT_DIR / ".cache" / f"molecule-cluster{SUFFIX}"
@@ -54,5 +58,5 @@ def api(lb: str, path: str, body: dict | None = None) -> dict:
 
 
 def live_release(name: str) -> str:
-    """The release id `current` points to on a web host."""
+    """The release id `current` points to on an app host."""
     return node(name).check_output(f"readlink /srv/{APP}/current").rstrip("/").split("/")[-1]
