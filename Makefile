@@ -80,7 +80,7 @@ demo-rollback: venv ## Put the sandbox back on the previous release (or RELEASE=
 demo-destroy: ## Remove the sandbox container (its key stays in .cache/sandbox/)
 	@scripts/sandbox.sh down
 
-demo-cluster: setup ## Several hosts: lb1, web1, web2 and db1 containers converged by site.yml; prints the URL
+demo-cluster: setup ## Several hosts: lb1, web1, web2, worker1 and db1 containers converged by site.yml; prints the URL
 	@scripts/demo-cluster.sh up
 
 demo-cluster-deploy: venv ## A rolling deploy of a new release to the several-host sandbox

@@ -20,7 +20,7 @@ live in turn and measures the page through nginx and straight from the server,
 start-to-ready, memory and exposure, one row per server (latest-servers.png).
 
 Last, bench/cluster.py brings up the several-host sandbox (make demo-cluster:
-lb1, web1, web2, db1) and times a rolling deploy over the two web hosts under the
+lb1, web1, web2, worker1, db1) and times a rolling deploy over the two web hosts under the
 same strict load, through lb1 ("several hosts"; then make demo-cluster-destroy
 removes it).
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The several-host sandbox: the cluster scenario's four containers (lb1, web1,
-# web2, db1 on Docker's bridge, from the local Debian 13 image), converged by
+# The several-host sandbox: the cluster scenario's five containers (lb1, web1,
+# web2, worker1, db1 on Docker's bridge, from the local Debian 13 image), converged by
 # playbooks/site.yml with the sandbox's settings, and left running. Only lb1
 # publishes 443, on 127.0.0.1:FLASK_VPS_CLUSTER_HTTPS_PORT (9443).
 #

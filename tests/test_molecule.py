@@ -31,7 +31,7 @@ UNFINISHED: dict[str, str] = {}
 # other's case is deselected, never reported as passed). Every role they converge
 # is also converged, checked for idempotence and verified on both Debians by the
 # `site` scenario (base, firewall, flask_app, tls in selfsigned mode) or by `ssh`
-# (firewall). cluster (four containers) runs on Debian 13 to keep make test in
+# (firewall). cluster (five containers) runs on Debian 13 to keep make test in
 # its budget: its roles and ship plays run on both Debians in site, but the
 # balancer's upstream, the node server and the rotation rule are proven on Debian
 # 13 only (make molecule SCENARIO=cluster DISTRO=debian12 runs it there); its

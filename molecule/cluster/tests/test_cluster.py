@@ -21,7 +21,7 @@ import sys
 import pytest
 from pytest_helpers.fleet import (APP, APP_HOSTS, CA_FILE, NAMES, SITE, TIMER_HOST, WORK, WORKER_HOSTS, api, get, host_url,
                                   live_release, node)
-from pytest_helpers.network import PROJECT_DIR, ansible_playbook_command, container_ip, port_answers
+from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command, container_ip, port_answers
 from pytest_helpers.strict_load import assert_strict_load_passed, load_arguments, release_copy
 from pytest_helpers.workers import TIMER, WORKER_UNIT, WORKERS, main_pids, stopped_cleanly, wait_done, wait_started
 
@@ -189,13 +189,27 @@ def test_a_broken_release_stops_at_the_first_web_host(host, ips):
 
 
 def test_a_fleet_rollback_goes_back_on_every_app_host(host, ips):
+    """With web2 drained by an operator (playbooks/rotation.yml): web1, the only
+    web host left in rotation, switches in it, under the strict load; web2
+    switches drained and stays drained until the operator puts it back."""
+    web2 = NAMES["web2"]
+    drain = ansible_playbook(PROJECT_DIR / "playbooks" / "rotation.yml", "-e", f"host={web2}", "-e", "rotation=out")
+    assert drain.returncode == 0, (drain.stdout + drain.stderr)[-6000:]
     result, load = under_load(ips["lb1"], "rollback.yml")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     assert_strict_load_passed(load, 100)
     assert {live_release(name) for name in APP_HOSTS} == {STATE["previous"]}
     assert json.loads(get(ips["lb1"]).body)["release"] == STATE["previous"]
+    # Neither host left the rotation for the rollback (no rule set, none changed);
+    # web2 is still drained.
+    rule_tasks = [block for block in output.split("\nTASK [")[1:] if block.startswith("Set the rotation rule")]
+    assert rule_tasks and not any("\nchanged:" in block for block in rule_tasks), rule_tasks
     assert rotation_rules(host) == "0"
+    assert {get(ips["lb1"]).headers["X-Served-By"] for _ in range(10)} == {NAMES["web1"]}
+    back = ansible_playbook(PROJECT_DIR / "playbooks" / "rotation.yml", "-e", f"host={web2}", "-e", "rotation=in")
+    assert back.returncode == 0, (back.stdout + back.stderr)[-6000:]
+    assert {get(ips["lb1"]).headers["X-Served-By"] for _ in range(20)} == {NAMES["web1"], web2}
 
 
 def test_the_rollback_restarted_the_workers_onto_the_release_before(ips):

@@ -12,9 +12,9 @@ import subprocess
 import time
 
 import pytest
-from pytest_helpers.fleet import APP, NAMES, WEB_HOSTS, host_url, live_release, node
+from pytest_helpers.fleet import APP, NAMES, WEB_HOSTS, get, host_url, live_release, node
 from pytest_helpers.fleet import APP_HOSTS as APP_HOST_NAMES
-from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command
+from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command, container_ip
 
 # exec.yml's host when none is named: the first app host.
 testinfra_hosts = [host_url("web1")]
@@ -84,6 +84,7 @@ def test_status_names_the_live_release_and_slot_health_and_a_free_lock():
         assert web["lock"] == "free"
         assert web["groups"] == ("flask_vps, flask_vps_web, flask_vps_worker" if name == "web2" else "flask_vps, flask_vps_web")
         assert web["database"] == f"PostgreSQL on {DB}"
+        assert web["rotation"] == f"in ({LB})", web
         assert web["workers"] == ("2 running: flaskapp-worker-jobs@1.service, flaskapp-worker-jobs@2.service"
                                   if name == "web2" else "none here"), web
     # The worker host: its release is where current points; no app server.
@@ -94,6 +95,7 @@ def test_status_names_the_live_release_and_slot_health_and_a_free_lock():
     assert worker["health"] == "none (no app server here)", worker
     assert worker["workers"] == "2 running: flaskapp-worker-jobs@1.service, flaskapp-worker-jobs@2.service", worker
     assert worker["lock"] == "free" and worker["database"] == f"PostgreSQL on {DB}", worker
+    assert worker["rotation"] == "none (not behind a load balancer)", worker
     postgres = messages(result, "Show PostgreSQL's state")
     assert list(postgres) == [DB], list(postgres)
     db = fields(postgres[DB])
@@ -240,3 +242,43 @@ def test_exec_refuses_before_contacting_a_host(options: tuple[str, ...], said: s
     assert said in result.stdout, result.stdout[-3000:]
     assert list(report(result)["stats"]) == ["localhost"]
 
+
+def served_by(lb: str, count: int = 20) -> set[str]:
+    return {get(lb, "/healthz").headers["X-Served-By"] for _ in range(count)}
+
+
+def test_an_operator_drains_a_web_host_and_puts_it_back():
+    """rotation.yml: web1 out, and every request goes to web2 (nothing reloaded);
+    the last web host in rotation cannot go out; web1 back in, both serve."""
+    lb = container_ip(node("lb1"))
+    result = playbook("rotation.yml", "-e", f"host={WEB}", "-e", "rotation=out")
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert served_by(lb) == {WEB2}
+    status = messages(playbook("status.yml"), "Show the app's state")
+    assert fields(status[WEB])["rotation"].startswith("out (drained by an operator"), status[WEB]
+    assert fields(status[WEB2])["rotation"] == f"in ({LB})"
+    # Again: nothing changes. web2 out too: refused, web2 keeps serving.
+    again = playbook("rotation.yml", "-e", f"host={WEB}", "-e", "rotation=out")
+    assert again.returncode == 0 and all(s["changed"] == 0 for s in report(again)["stats"].values()), again.stdout[-3000:]
+    refused = playbook("rotation.yml", "-e", f"host={WEB2}", "-e", "rotation=out")
+    assert refused.returncode != 0
+    assert f"Taking {WEB2} out would leave no web host in the load balancer's rotation" in refused.stdout, refused.stdout[-3000:]
+    assert served_by(lb) == {WEB2}
+    back = playbook("rotation.yml", "-e", f"host={WEB}", "-e", "rotation=in")
+    assert back.returncode == 0, back.stdout[-6000:]
+    assert served_by(lb) == {WEB, WEB2}
+    assert node("lb1").check_output("iptables -S OUTPUT | grep -c flask-vps || true") == "0"
+
+
+@pytest.mark.parametrize(("options", "said"), [
+    (("-e", "rotation=out"), "is not a web host behind the load balancer"),
+    (("-e", f"host={WORKER}", "-e", "rotation=out"), "is not a web host behind the load balancer"),
+    (("-e", f"host={LB}", "-e", "rotation=out"), "is not a web host behind the load balancer"),
+    (("-e", f"host={WEB}", "-e", "rotation=sideways"), "rotation must be out"),
+    (("-e", f"host={WEB}"), "rotation must be out"),
+])
+def test_rotation_refuses_before_contacting_a_host(options: tuple[str, ...], said: str):
+    result = playbook("rotation.yml", *options)
+    assert result.returncode != 0
+    assert said in result.stdout, result.stdout[-3000:]
+    assert list(report(result)["stats"]) == ["localhost"]
