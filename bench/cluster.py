@@ -2,7 +2,7 @@
 """The several-host figures, measured on the cluster sandbox (make demo-cluster).
 
 A rolling deploy of a new release over the two web hosts (lb1 in front of web1
-and web2, db1 behind), one host at a time, each out of rotation at lb1 while it
+and web2, worker1 and db1 behind), one host at a time, each out of rotation at lb1 while it
 switches: its duration (aim: under 30 s for 2 nodes) and the load's figures
 during it, in scripts/loadgen.py's strict mode through lb1's published port
 (4 keep-alive clients that never retry, and a writer whose acknowledged notes

@@ -38,7 +38,7 @@ case "${1:-up}" in
     molecule converge -s cluster
     cat <<EOF
 
-The cluster sandbox serves https://$site:$FLASK_VPS_CLUSTER_HTTPS_PORT/ (lb1 in front of web1 and web2, db1 behind).
+The cluster sandbox serves https://$site:$FLASK_VPS_CLUSTER_HTTPS_PORT/ (lb1 in front of web1 and web2; worker1 runs workers only; db1 behind).
 Trust its CA ($ca), or:
   curl --cacert $ca --resolve $site:$FLASK_VPS_CLUSTER_HTTPS_PORT:127.0.0.1 -sD - https://$site:$FLASK_VPS_CLUSTER_HTTPS_PORT/healthz
 The X-Served-By header names the web host that answered.
