@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import testinfra
 
@@ -60,3 +61,16 @@ def api(lb: str, path: str, body: dict | None = None) -> dict:
 def live_release(name: str) -> str:
     """The release id `current` points to on an app host."""
     return node(name).check_output(f"readlink /srv/{APP}/current").rstrip("/").split("/")[-1]
+
+
+def served_by_all(lb: str, names: set[str], timeout: float = 30) -> set[str]:
+    """The X-Served-By values of 20 GETs through the load balancer, once they are
+    names (or the time is up). A web host back in rotation gets requests again
+    only after nginx's passive health check lets it (nginx_upstream_fail_timeout,
+    10 s, since the balancer last failed to connect to it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        served = {get(lb).headers["X-Served-By"] for _ in range(20)}
+        if served == names or time.monotonic() > deadline:
+            return served
+        time.sleep(1)
