@@ -20,7 +20,7 @@ import sys
 
 import pytest
 from pytest_helpers.fleet import (APP, APP_HOSTS, CA_FILE, NAMES, SITE, TIMER_HOST, WORK, WORKER_HOSTS, api, get, host_url,
-                                  live_release, node, served_by_all)
+                                  live_release, node, served_by, served_by_all)
 from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command, container_ip, port_answers
 from pytest_helpers.strict_load import assert_strict_load_passed, load_arguments, release_copy
 from pytest_helpers.workers import TIMER, WORKER_UNIT, WORKERS, main_pids, stopped_cleanly, wait_done, wait_started
@@ -180,7 +180,7 @@ def test_a_broken_release_stops_at_the_first_web_host(host, ips):
     assert {live_release(name) for name in APP_HOSTS} == {STATE["release"]}
     # web1 is back in rotation, and web2 never started the broken release.
     assert rotation_rules(host) == "0"
-    assert {get(ips["lb1"]).headers["X-Served-By"] for _ in range(20)} == {NAMES["web1"], NAMES["web2"]}
+    assert served_by(ips["lb1"]) == {NAMES["web1"], NAMES["web2"]}
     for name in ("web2", "worker1"):  # built, never started
         assert node(name).run(f"ls /srv/{APP}/releases/*/.unfinished").rc == 0, name
     assert "broken on purpose" not in node("web2").check_output(f"journalctl -u '{APP}@*' --no-pager -o cat | tail -n 100")
@@ -206,7 +206,7 @@ def test_a_fleet_rollback_goes_back_on_every_app_host(host, ips):
     rule_tasks = [block for block in output.split("\nTASK [")[1:] if block.startswith("Set the rotation rule")]
     assert rule_tasks and not any("\nchanged:" in block for block in rule_tasks), rule_tasks
     assert rotation_rules(host) == "0"
-    assert {get(ips["lb1"]).headers["X-Served-By"] for _ in range(10)} == {NAMES["web1"]}
+    assert served_by(ips["lb1"], 10) == {NAMES["web1"]}
     back = ansible_playbook(PROJECT_DIR / "playbooks" / "rotation.yml", "-e", f"host={web2}", "-e", "rotation=in")
     assert back.returncode == 0, (back.stdout + back.stderr)[-6000:]
     assert served_by_all(ips["lb1"], {NAMES["web1"], web2}) == {NAMES["web1"], web2}

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 import pytest
-from pytest_helpers.fleet import APP, NAMES, WEB_HOSTS, get, host_url, live_release, node, served_by_all
+from pytest_helpers.fleet import APP, NAMES, WEB_HOSTS, host_url, live_release, node, served_by, served_by_all
 from pytest_helpers.fleet import APP_HOSTS as APP_HOST_NAMES
 from pytest_helpers.network import PROJECT_DIR, ansible_playbook, ansible_playbook_command, container_ip
 
@@ -241,10 +241,6 @@ def test_exec_refuses_before_contacting_a_host(options: tuple[str, ...], said: s
     assert result.returncode != 0
     assert said in result.stdout, result.stdout[-3000:]
     assert list(report(result)["stats"]) == ["localhost"]
-
-
-def served_by(lb: str, count: int = 20) -> set[str]:
-    return {get(lb, "/healthz").headers["X-Served-By"] for _ in range(count)}
 
 
 def test_an_operator_drains_a_web_host_and_puts_it_back():

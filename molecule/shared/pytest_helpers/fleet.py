@@ -63,6 +63,12 @@ def live_release(name: str) -> str:
     return node(name).check_output(f"readlink /srv/{APP}/current").rstrip("/").split("/")[-1]
 
 
+def served_by(lb: str, count: int = 20) -> set[str]:
+    """The X-Served-By values (the web hosts that answered) of count GETs through
+    the load balancer."""
+    return {get(lb).headers["X-Served-By"] for _ in range(count)}
+
+
 def served_by_all(lb: str, names: set[str], timeout: float = 30) -> set[str]:
     """The X-Served-By values of 20 GETs through the load balancer, once they are
     names (or the time is up). A web host back in rotation gets requests again
@@ -70,7 +76,7 @@ def served_by_all(lb: str, names: set[str], timeout: float = 30) -> set[str]:
     10 s, since the balancer last failed to connect to it)."""
     deadline = time.monotonic() + timeout
     while True:
-        served = {get(lb).headers["X-Served-By"] for _ in range(20)}
+        served = served_by(lb)
         if served == names or time.monotonic() > deadline:
             return served
         time.sleep(1)
